@@ -1,0 +1,245 @@
+"""``agent.run``: one attempt of a task by one agent, through its adapter.
+
+Adapters: ``sim`` (a script of outcomes, for demos, tests and benchmarks), ``command`` (a
+subprocess in the task's workspace; each new output line is progress and a heartbeat; killed on
+cancel or timeout) and ``http`` (POSTs the task to an agent service, which completes the activity
+later with its task token). A failed attempt is a *result*, classified here or by the workflow;
+only infrastructure trouble raises, so Temporal's activity retries absorb it.
+"""
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import shutil
+import signal
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+from temporalio import activity
+from temporalio.client import Client
+
+from selfheal.config import Settings
+from selfheal.durations import format_duration
+from selfheal.errors import classify
+from selfheal.ids import Activities, safe_id
+from selfheal.models import AgentRunInput, AgentRunResult
+from selfheal.sim import parse_sim_script, step_for_attempt
+
+SIM_ERRORS = {
+    "transient": "sim: upstream model API timed out (503)",
+    "agent": "sim: agent lost its context window mid-task",
+    "task": "sim: tests still fail with this approach",
+    "permanent": "sim: no API key configured for the repository",
+}
+_TAIL_LINES = 40
+
+
+class ProgressReporter:
+    """Heartbeats on every call; tells the workflow about new progress with a
+    ``report_progress`` signal, at most once per ``interval`` (the latest note wins)."""
+
+    def __init__(self, send: Callable[[str], Awaitable[None]], interval: float) -> None:
+        self._send, self._interval = send, interval
+        self._last_sent = float("-inf")
+        self._pending: str | None = None
+        self._flusher: asyncio.Task[None] | None = None
+
+    def progress(self, note: str) -> None:
+        activity.heartbeat({"progress": note[-200:]})
+        self._pending = note[-200:]
+        wait = self._last_sent + self._interval - time.monotonic()
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(max(0.0, wait)))
+
+    async def _flush(self, delay: float) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        note, self._pending = self._pending, None
+        if note is None:
+            return
+        self._last_sent = time.monotonic()
+        try:
+            await self._send(note)
+        except Exception as err:  # progress is advisory; the attempt goes on
+            activity.logger.warning("could not report progress: %s", err)
+
+    async def close(self) -> None:
+        if self._flusher and not self._flusher.done():
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+
+
+class AgentActivities:
+    def __init__(self, settings: Settings, client: Client) -> None:
+        self.settings = settings
+        self.client = client
+
+    @activity.defn(name=Activities.RUN_AGENT)
+    async def run(self, input: AgentRunInput) -> AgentRunResult:
+        reporter = ProgressReporter(self._signaller(input.workflow_id), input.progress_interval)
+        try:
+            if input.adapter.kind == "sim":
+                return await self._run_sim(input, reporter)
+            if input.adapter.kind == "command":
+                return await self._run_command(input, reporter)
+            return await self._run_http(input)
+        finally:
+            await reporter.close()
+
+    def _signaller(self, workflow_id: str) -> Callable[[str], Awaitable[None]]:
+        handle = self.client.get_workflow_handle(workflow_id)
+
+        async def send(note: str) -> None:
+            await handle.signal("report_progress", {"note": note, "source": "adapter"})
+
+        return send
+
+    async def _run_sim(self, input: AgentRunInput, reporter: ProgressReporter) -> AgentRunResult:
+        step = step_for_attempt(parse_sim_script(input.adapter.sim or "ok"), input.attempt)
+        if step.kind in SIM_ERRORS:
+            return AgentRunResult(
+                outcome="failed", error=SIM_ERRORS[step.kind], error_kind=step.kind
+            )
+        if step.kind == "ok":
+            return AgentRunResult(outcome="succeeded", output=f"sim: {input.title} done")
+        # stall / hang: alive (heartbeating) but making no progress.
+        silent_for = input.timeout if step.kind == "hang" else min(step.seconds, input.timeout)
+        deadline = time.monotonic() + silent_for
+        while (left := deadline - time.monotonic()) > 0:
+            activity.heartbeat()
+            await asyncio.sleep(min(1.0, left))
+        if step.kind == "hang" or step.seconds > input.timeout:
+            return _timed_out(input, "")
+        reporter.progress("sim: resumed after stall")
+        return AgentRunResult(outcome="succeeded", output=f"sim: {input.title} done after stall")
+
+    def workspace(self, input: AgentRunInput) -> Path:
+        path = self.settings.data_dir / "workspaces" / safe_id(input.task_id)
+        if input.strategy == "fresh" and path.exists():
+            shutil.rmtree(path)
+        path.mkdir(parents=True, exist_ok=True)
+        return path.resolve()
+
+    async def _run_command(
+        self, input: AgentRunInput, reporter: ProgressReporter
+    ) -> AgentRunResult:
+        command = input.adapter.command or self.settings.agent(input.agent).command
+        if not command:
+            return AgentRunResult(
+                outcome="failed",
+                error=f"no command configured for agent {input.agent}",
+                error_kind="permanent",
+            )
+        proc = await asyncio.create_subprocess_shell(
+            command,
+            cwd=self.workspace(input),
+            env=os.environ | _agent_env(input),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+        tail: deque[str] = deque(maxlen=_TAIL_LINES)
+
+        async def pump() -> None:
+            assert proc.stdout is not None
+            async for raw in proc.stdout:
+                line = raw.decode(errors="replace").rstrip()
+                tail.append(line)
+                if line:
+                    reporter.progress(line)
+
+        async def keep_alive() -> None:
+            while True:
+                activity.heartbeat()
+                await asyncio.sleep(1.0)
+
+        alive = asyncio.create_task(keep_alive())
+        try:
+            async with asyncio.timeout(input.timeout):
+                await pump()
+                code = await proc.wait()
+        except TimeoutError:
+            await _kill(proc)
+            return _timed_out(input, "\n".join(tail))
+        except asyncio.CancelledError:
+            await _kill(proc)
+            raise
+        finally:
+            alive.cancel()
+        output = "\n".join(tail)
+        if code == 0:
+            return AgentRunResult(outcome="succeeded", output=output, exit_code=0)
+        error = f"exit code {code}: {output[-1500:]}" if output else f"exit code {code}"
+        return AgentRunResult(
+            outcome="failed", output=output, error=error, error_kind=classify(output, code),
+            exit_code=code,
+        )
+
+    async def _run_http(self, input: AgentRunInput) -> AgentRunResult:
+        url = input.adapter.url or self.settings.agent(input.agent).url
+        if not url:
+            return AgentRunResult(
+                outcome="failed", error=f"no URL configured for agent {input.agent}",
+                error_kind="permanent",
+            )
+        body = input.model_dump(mode="json", exclude={"adapter"}) | {
+            "task_token": base64.b64encode(activity.info().task_token).decode(),
+        }
+        async with httpx.AsyncClient(timeout=10.0) as http:
+            response = await http.post(url, json=body)
+        if response.status_code >= 500 or response.status_code == 429:
+            response.raise_for_status()  # the agent service is down: an infrastructure retry
+        if response.status_code >= 400:
+            return AgentRunResult(
+                outcome="failed",
+                error=f"agent service refused the task: HTTP {response.status_code} "
+                f"{response.text[:500]}",
+                error_kind=classify(response.text, None),
+            )
+        activity.raise_complete_async()
+
+
+def _agent_env(input: AgentRunInput) -> dict[str, str]:
+    return {
+        "SELFHEAL_TASK_ID": input.task_id,
+        "SELFHEAL_WORKFLOW_ID": input.workflow_id,
+        "SELFHEAL_TITLE": input.title,
+        "SELFHEAL_DESCRIPTION": input.description,
+        "SELFHEAL_AGENT": input.agent,
+        "SELFHEAL_ATTEMPT": str(input.attempt),
+        "SELFHEAL_STRATEGY": input.strategy,
+        "SELFHEAL_PREVIOUS_ERROR": input.previous_error or "",
+        "SELFHEAL_HINTS": json.dumps(input.hints),
+        "SELFHEAL_CONTEXT": json.dumps(input.context, default=str),
+    }
+
+
+def _timed_out(input: AgentRunInput, tail: str) -> AgentRunResult:
+    error = f"agent {input.agent} did not finish within {format_duration(input.timeout)}"
+    return AgentRunResult(
+        outcome="failed",
+        output=tail,
+        error=f"{error}: {tail[-500:]}" if tail else error,
+        error_kind="agent",
+    )
+
+
+async def _kill(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM the whole process group, then SIGKILL what is left after 3 s."""
+    if proc.returncode is not None:
+        return
+    for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
+            return
+        except TimeoutError:
+            continue

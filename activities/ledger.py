@@ -1,0 +1,192 @@
+"""The SQL ledger (SQLAlchemy Core): tasks, attempts and failures with context and fingerprint.
+
+SQLite under the data dir by default, any SQLAlchemy URL (PostgreSQL for several machines) by
+SELFHEAL_DB_URL. Every write is an upsert keyed by workflow id (and attempt number), so an
+activity that Temporal retries never writes a row twice.
+"""
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from temporalio import activity
+
+from selfheal.ids import Activities
+from selfheal.models import AttemptLedgerEntry, TaskLedgerEntry
+
+metadata = sa.MetaData()
+
+tasks = sa.Table(
+    "tasks",
+    metadata,
+    sa.Column("workflow_id", sa.String(255), primary_key=True),
+    sa.Column("task_id", sa.String(255), nullable=False),
+    sa.Column("agent", sa.String(64), nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("priority", sa.String(16), nullable=False),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("result", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+attempts = sa.Table(
+    "attempts",
+    metadata,
+    sa.Column("workflow_id", sa.String(255), primary_key=True),
+    sa.Column("n", sa.Integer, primary_key=True),
+    sa.Column("agent", sa.String(64), nullable=False),
+    sa.Column("strategy", sa.String(32), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("error_kind", sa.String(16)),
+    sa.Column("fingerprint", sa.String(64)),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
+)
+
+failures = sa.Table(
+    "failures",
+    metadata,
+    sa.Column("workflow_id", sa.String(255), primary_key=True),
+    sa.Column("n", sa.Integer, primary_key=True),
+    sa.Column("task_id", sa.String(255), nullable=False),
+    sa.Column("agent", sa.String(64), nullable=False),
+    sa.Column("error_kind", sa.String(16), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False, index=True),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("context", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Ledger:
+    """Synchronous access to the ledger; activities call it off the event loop."""
+
+    def __init__(self, url: str) -> None:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = sa.create_engine(url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        metadata.create_all(self.engine)
+
+    def _upsert(self, table: sa.Table, row: dict[str, Any], update: list[str]) -> sa.Executable:
+        keys = [c.name for c in table.primary_key.columns]
+        dialect = self.engine.dialect.name
+        if dialect == "sqlite":
+            stmt = sqlite.insert(table).values(**row)
+        elif dialect == "postgresql":
+            stmt = postgresql.insert(table).values(**row)
+        else:
+            raise RuntimeError(f"ledger does not support the {dialect} dialect")
+        if not update:
+            return stmt.on_conflict_do_nothing(index_elements=keys)
+        return stmt.on_conflict_do_update(
+            index_elements=keys, set_={c: stmt.excluded[c] for c in update}
+        )
+
+    def record_task(self, entry: TaskLedgerEntry) -> None:
+        now = _now()
+        row = entry.model_dump() | {"created_at": now, "updated_at": now}
+        with self.engine.begin() as conn:
+            conn.execute(
+                self._upsert(
+                    tasks, row, ["agent", "state", "result", "attempts", "updated_at"]
+                )
+            )
+
+    def record_attempt(self, entry: AttemptLedgerEntry) -> None:
+        a = entry.attempt
+        now = _now()
+        with self.engine.begin() as conn:
+            conn.execute(
+                self._upsert(
+                    tasks,
+                    {
+                        "workflow_id": entry.workflow_id,
+                        "task_id": entry.task_id,
+                        "agent": a.agent,
+                        "title": entry.title,
+                        "priority": entry.priority,
+                        "state": entry.task_state,
+                        "attempts": a.n,
+                        "created_at": a.started_at,
+                        "updated_at": now,
+                    },
+                    ["agent", "state", "attempts", "updated_at"],
+                )
+            )
+            conn.execute(
+                self._upsert(
+                    attempts,
+                    {
+                        "workflow_id": entry.workflow_id,
+                        "n": a.n,
+                        "agent": a.agent,
+                        "strategy": a.strategy,
+                        "outcome": a.outcome,
+                        "error_kind": a.error_kind,
+                        "fingerprint": a.fingerprint,
+                        "started_at": a.started_at,
+                        "ended_at": a.ended_at,
+                    },
+                    ["outcome", "error_kind", "fingerprint", "ended_at"],
+                )
+            )
+            if a.outcome == "failed" and a.error_kind and a.fingerprint:
+                conn.execute(
+                    self._upsert(
+                        failures,
+                        {
+                            "workflow_id": entry.workflow_id,
+                            "n": a.n,
+                            "task_id": entry.task_id,
+                            "agent": a.agent,
+                            "error_kind": a.error_kind,
+                            "fingerprint": a.fingerprint,
+                            "error": a.error or "",
+                            "context": json.dumps(entry.context, sort_keys=True, default=str),
+                            "at": a.ended_at or now,
+                        },
+                        [],
+                    )
+                )
+
+    def rows(self, table: sa.Table, **where: Any) -> list[dict[str, Any]]:
+        stmt = sa.select(table)
+        for column, value in where.items():
+            stmt = stmt.where(table.c[column] == value)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+class LedgerActivities:
+    """Ledger writes as (local) activities; idempotent, so retries are safe."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    @activity.defn(name=Activities.RECORD_TASK)
+    async def record_task(self, entry: TaskLedgerEntry) -> None:
+        await asyncio.to_thread(self.ledger.record_task, entry)
+
+    @activity.defn(name=Activities.RECORD_ATTEMPT)
+    async def record_attempt(self, entry: AttemptLedgerEntry) -> None:
+        await asyncio.to_thread(self.ledger.record_attempt, entry)

@@ -1,0 +1,1 @@
+"""The health page (M2.6)."""

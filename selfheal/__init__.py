@@ -1,0 +1,1 @@
+"""selfheal core: models, policies, error classification and configuration (no side effects)."""

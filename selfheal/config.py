@@ -1,0 +1,131 @@
+"""Team and settings: ``selfheal.toml`` (path from SELFHEAL_CONFIG) overlaid by the environment.
+
+Secrets (webhook secret, GitHub token, channel URLs) are ``SecretStr``: never printed, never put in
+a workflow payload; activities read them from here at run time.
+"""
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+
+from selfheal.models import AdapterKind
+from selfheal.policies import Policies
+
+
+class ConfigError(ValueError):
+    """A configuration problem, worded for one line on stderr."""
+
+
+class AgentConfig(BaseModel):
+    role: Literal["engineer", "reviewer", "lead"] = "engineer"
+    peers: list[str] = Field(default_factory=list)
+    lead: str | None = "MAX"
+    adapter: AdapterKind = "sim"
+    command: str | None = None
+    url: str | None = None
+    notify_url: SecretStr | None = None
+
+
+def default_team() -> dict[str, AgentConfig]:
+    return {
+        "SAM": AgentConfig(peers=["ALEX", "LEO"]),
+        "ALEX": AgentConfig(peers=["LEO", "SAM"]),
+        "LEO": AgentConfig(peers=["SAM", "ALEX"]),
+        "QUINN": AgentConfig(role="reviewer", peers=["MAX"]),
+        "MAX": AgentConfig(role="lead", peers=["QUINN"], lead=None),
+    }
+
+
+class Settings(BaseModel):
+    data_dir: Path = Path(".selfheal")
+    db_url: str | None = None
+    task_queue: str = "selfheal"
+    time_scale: float = Field(default=1.0, gt=0)
+    github_secret: SecretStr | None = None
+    github_token: SecretStr | None = None
+    github_api: str = "https://api.github.com"
+    dev_channel_url: SecretStr | None = None
+    ceo_channel_url: SecretStr | None = None
+    agents: dict[str, AgentConfig] = Field(default_factory=default_team)
+    policies: Policies = Field(default_factory=Policies)
+
+    @model_validator(mode="after")
+    def _team_is_closed(self) -> Self:
+        for name, agent in self.agents.items():
+            for other in [*agent.peers, *([agent.lead] if agent.lead else [])]:
+                if other not in self.agents:
+                    raise ValueError(f"agent {name} names unknown agent {other!r}")
+        return self
+
+    @property
+    def ledger_url(self) -> str:
+        return self.db_url or f"sqlite:///{(self.data_dir / 'ledger.db').as_posix()}"
+
+    @property
+    def lead(self) -> str | None:
+        leads = [n for n, a in self.agents.items() if a.role == "lead"]
+        return leads[0] if leads else None
+
+    @property
+    def reviewer(self) -> str | None:
+        reviewers = [n for n, a in self.agents.items() if a.role == "reviewer"]
+        return reviewers[0] if reviewers else None
+
+    def agent(self, name: str) -> AgentConfig:
+        key = name.upper()
+        if key not in self.agents:
+            known = ", ".join(sorted(self.agents))
+            raise ConfigError(f"unknown agent {name!r} (the team is {known})")
+        return self.agents[key]
+
+    def peers(self) -> dict[str, list[str]]:
+        return {name: list(a.peers) for name, a in self.agents.items()}
+
+
+_ENV = {
+    "SELFHEAL_DATA_DIR": "data_dir",
+    "SELFHEAL_DB_URL": "db_url",
+    "SELFHEAL_TASK_QUEUE": "task_queue",
+    "SELFHEAL_TIME_SCALE": "time_scale",
+    "SELFHEAL_GITHUB_SECRET": "github_secret",
+    "SELFHEAL_GITHUB_TOKEN": "github_token",
+    "SELFHEAL_GITHUB_API": "github_api",
+    "SELFHEAL_DEV_CHANNEL_URL": "dev_channel_url",
+    "SELFHEAL_CEO_CHANNEL_URL": "ceo_channel_url",
+}
+
+
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the file (``path``, else SELFHEAL_CONFIG, else ./selfheal.toml if present)."""
+    env = os.environ if env is None else env
+    data: dict = {}
+    explicit = path or env.get("SELFHEAL_CONFIG")
+    file = Path(explicit) if explicit else Path("selfheal.toml")
+    if explicit and not file.is_file():
+        raise ConfigError(f"config file not found: {file}")
+    if file.is_file():
+        try:
+            data = tomllib.loads(file.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as err:
+            raise ConfigError(f"cannot read config {file}: {err}") from None
+    settings_section = data.pop("settings", {})
+    merged = {**data, **settings_section}
+    if "agents" in merged:
+        merged["agents"] = {k.upper(): v for k, v in merged["agents"].items()}
+    channels = merged.pop("channels", {})
+    for channel in ("dev", "ceo"):
+        if channel in channels:
+            merged[f"{channel}_channel_url"] = channels[channel]
+    for var, field in _ENV.items():
+        if env.get(var):
+            merged[field] = env[var]
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "config"
+        raise ConfigError(f"invalid config ({where}): {first['msg']}") from None

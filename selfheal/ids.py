@@ -1,0 +1,29 @@
+"""Workflow ids (DESIGN §4) and activity names shared by workflows and workers."""
+
+import re
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def task_workflow_id(task_id: str) -> str:
+    return task_id if task_id.startswith("task-") else f"task-{task_id}"
+
+
+def task_id_of(id_or_workflow_id: str) -> str:
+    return id_or_workflow_id.removeprefix("task-")
+
+
+def escalation_workflow_id(task_id: str, n: int) -> str:
+    return f"escalation-{task_id}-{n}"
+
+
+def safe_id(text: str) -> str:
+    return _SAFE.sub("-", text).strip("-") or "x"
+
+
+class Activities:
+    """Activity names: workflows call activities by name, never by importing implementations."""
+
+    RUN_AGENT = "agent.run"
+    RECORD_TASK = "ledger.record_task"
+    RECORD_ATTEMPT = "ledger.record_attempt"

@@ -1,0 +1,160 @@
+"""Pydantic payloads: one input model per workflow and activity, and the task status document."""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from selfheal.errors import ErrorKind
+from selfheal.policies import EscalationLadder, RetryLadder, StuckPolicy
+
+TaskPriority = Literal["high", "normal", "low"]
+AttemptStrategy = Literal["initial", "same", "fresh", "alternative"]
+TaskState = Literal[
+    "running",
+    "retrying",
+    "stuck",
+    "blocked",
+    "escalated",
+    "succeeded",
+    "failed",
+    "cancelled",
+]
+AdapterKind = Literal["sim", "command", "http"]
+FINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+
+PRIORITY_KEYS: dict[str, int] = {"high": 1, "normal": 3, "low": 5}
+
+
+class AdapterSpec(BaseModel):
+    """How an attempt runs: ``sim`` (a script of outcomes), ``command`` or ``http``."""
+
+    kind: AdapterKind = "sim"
+    sim: str | None = None
+    command: str | None = None
+    url: str | None = None
+
+
+class TaskInput(BaseModel):
+    """Input of ``AgentTask``; every policy is already scaled and fixed here."""
+
+    id: str
+    agent: str
+    title: str
+    description: str = ""
+    priority: TaskPriority = "normal"
+    adapter: AdapterSpec = Field(default_factory=AdapterSpec)
+    peers: dict[str, list[str]] = Field(default_factory=dict)
+    lead: str | None = "MAX"
+    retry: RetryLadder = Field(default_factory=RetryLadder)
+    stuck: StuckPolicy = Field(default_factory=StuckPolicy)
+    escalation: EscalationLadder = Field(default_factory=EscalationLadder)
+    context: dict[str, Any] = Field(default_factory=dict)
+    hints: list[str] = Field(default_factory=list)
+    time_scale: float = 1.0
+
+
+class AttemptRecord(BaseModel):
+    n: int
+    agent: str
+    strategy: AttemptStrategy
+    outcome: Literal["running", "succeeded", "failed"] = "running"
+    error_kind: ErrorKind | None = None
+    fingerprint: str | None = None
+    error: str | None = None
+    started_at: datetime
+    ended_at: datetime | None = None
+
+
+class EscalationRecord(BaseModel):
+    step: Literal["peer", "lead", "ceo"]
+    target: str
+    at: datetime
+    incident: int = 1
+
+
+class TaskStatus(BaseModel):
+    """The task status document (query ``status``, ``selfheal task show --json``)."""
+
+    id: str
+    workflow_id: str
+    agent: str
+    title: str
+    state: TaskState
+    priority: TaskPriority
+    attempts: list[AttemptRecord] = Field(default_factory=list)
+    escalations: list[EscalationRecord] = Field(default_factory=list)
+    result: str | None = None
+    blocked_reason: str | None = None
+    last_progress_at: datetime | None = None
+    notes: list[str] = Field(default_factory=list)
+    ignored_signals: list[str] = Field(default_factory=list)
+
+
+class AgentRunInput(BaseModel):
+    """Input of the ``agent.run`` activity: one attempt of a task by one agent."""
+
+    workflow_id: str
+    task_id: str
+    title: str
+    description: str = ""
+    agent: str
+    attempt: int
+    strategy: AttemptStrategy
+    previous_error: str | None = None
+    hints: list[str] = Field(default_factory=list)
+    context: dict[str, Any] = Field(default_factory=dict)
+    adapter: AdapterSpec
+    timeout: float = 3600.0
+    progress_interval: float = 5.0
+
+
+class AgentRunResult(BaseModel):
+    outcome: Literal["succeeded", "failed"]
+    output: str = ""
+    error: str | None = None
+    error_kind: ErrorKind | None = None
+    exit_code: int | None = None
+
+
+class AttemptLedgerEntry(BaseModel):
+    """Input of ``ledger.record_attempt``: one finished attempt and the task's state after it."""
+
+    workflow_id: str
+    task_id: str
+    title: str
+    priority: TaskPriority
+    task_state: TaskState
+    attempt: AttemptRecord
+    context: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskLedgerEntry(BaseModel):
+    """Input of ``ledger.record_task``: the task row as it is now."""
+
+    workflow_id: str
+    task_id: str
+    agent: str
+    title: str
+    priority: TaskPriority
+    state: TaskState
+    result: str | None = None
+    attempts: int = 0
+
+
+# Signal bodies (JSON objects; unknown fields are ignored).
+class MarkBlocked(BaseModel):
+    reason: str = Field(min_length=1)
+
+
+class ReportProgress(BaseModel):
+    note: str = ""
+    source: Literal["person", "adapter"] = "person"
+
+
+class Acknowledge(BaseModel):
+    by: str = Field(min_length=1)
+
+
+class Resolve(BaseModel):
+    note: str = ""

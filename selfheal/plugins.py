@@ -1,0 +1,70 @@
+"""The plugin set: one ``SimplePlugin`` per capability and ``SelfHealing``, which composes them.
+
+Add ``SelfHealing(settings)`` to a client or a worker of your own. Activities are built per worker
+with that worker's client injected (the ``http`` adapter, progress signals and escalations need
+it); the data converter is pydantic's, so every payload is plain JSON.
+"""
+
+from collections.abc import Callable, Sequence
+from functools import reduce
+from typing import Any
+
+from temporalio.client import Client, ClientConfig
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.plugin import SimplePlugin
+from temporalio.worker import ReplayerConfig, WorkerConfig
+
+from activities.agents import AgentActivities
+from activities.ledger import Ledger, LedgerActivities
+from selfheal.config import Settings, load_settings
+from workflows.agent_task import AgentTask
+
+ActivityFactory = Callable[[Client], Sequence[Callable[..., Any]]]
+
+
+class CapabilityPlugin(SimplePlugin):
+    """A capability's workflows, plus activities made with the worker's own client."""
+
+    def __init__(self, name: str, workflows: Sequence[type], activities: ActivityFactory) -> None:
+        super().__init__(name, data_converter=pydantic_data_converter, workflows=workflows)
+        self._activities = activities
+
+    def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
+        config = super().configure_worker(config)
+        config["activities"] = [*config.get("activities", []), *self._activities(config["client"])]
+        return config
+
+
+def auto_retry(settings: Settings, ledger: Ledger) -> CapabilityPlugin:
+    """M2.1: AgentTask, the agent adapters and the ledger."""
+    def make(client: Client) -> Sequence[Callable[..., Any]]:
+        agents, book = AgentActivities(settings, client), LedgerActivities(ledger)
+        return [agents.run, book.record_task, book.record_attempt]
+
+    return CapabilityPlugin("selfheal.AutoRetry", [AgentTask], make)
+
+
+class SelfHealing(SimplePlugin):
+    """Every selfheal capability in one plugin."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        capabilities: Sequence[SimplePlugin] | None = None,
+    ) -> None:
+        super().__init__("selfheal.SelfHealing", data_converter=pydantic_data_converter)
+        self.settings = settings or load_settings()
+        self.ledger = Ledger(self.settings.ledger_url)
+        self.capabilities = list(capabilities or [auto_retry(self.settings, self.ledger)])
+
+    def configure_client(self, config: ClientConfig) -> ClientConfig:
+        config = super().configure_client(config)
+        return reduce(lambda c, p: p.configure_client(c), self.capabilities, config)
+
+    def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
+        config = super().configure_worker(config)
+        return reduce(lambda c, p: p.configure_worker(c), self.capabilities, config)
+
+    def configure_replayer(self, config: ReplayerConfig) -> ReplayerConfig:
+        config = super().configure_replayer(config)
+        return reduce(lambda c, p: p.configure_replayer(c), self.capabilities, config)

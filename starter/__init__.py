@@ -1,0 +1,1 @@
+"""The ways in: CLI, client helpers, dev server, API."""

@@ -1,0 +1,110 @@
+"""Client helpers: connect (temporalio.envconfig + settings) and start an AgentTask."""
+
+import uuid
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import Priority, SearchAttributePair, TypedSearchAttributes
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfig
+
+from selfheal import search_attributes as sa
+from selfheal.config import Settings
+from selfheal.ids import task_workflow_id
+from selfheal.models import PRIORITY_KEYS, AdapterSpec, TaskInput, TaskPriority, TaskStatus
+from selfheal.sim import parse_sim_script
+from workflows.agent_task import AgentTask
+
+
+class UnreachableError(RuntimeError):
+    pass
+
+
+def connect_config() -> dict[str, Any]:
+    """Connection settings from TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TLS and
+    temporal.toml profiles; ``localhost:7233`` and ``default`` otherwise."""
+    config: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
+    config.setdefault("target_host", "localhost:7233")
+    config.setdefault("namespace", "default")
+    return config
+
+
+async def connect(plugins: list[Any] | None = None, **overrides: Any) -> Client:
+    config = connect_config() | overrides
+    try:
+        return await Client.connect(
+            **config, data_converter=pydantic_data_converter, plugins=plugins or []
+        )
+    except RuntimeError as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UnreachableError(
+            f"cannot reach Temporal at {config['target_host']}: {first}"
+        ) from None
+
+
+def build_task_input(
+    settings: Settings,
+    *,
+    agent: str,
+    title: str,
+    task_id: str | None = None,
+    description: str = "",
+    priority: TaskPriority = "normal",
+    adapter: AdapterSpec | None = None,
+    context: dict[str, Any] | None = None,
+    hints: list[str] | None = None,
+    time_scale: float | None = None,
+) -> TaskInput:
+    """A validated, scaled ``TaskInput``; raises ``ConfigError``/``ValueError`` on bad input."""
+    name = agent.upper()
+    settings.agent(name)
+    adapter = adapter or AdapterSpec(kind=settings.agents[name].adapter)
+    if adapter.kind == "sim":
+        parse_sim_script("ok" if adapter.sim is None else adapter.sim)
+    if adapter.kind == "command" and not (adapter.command or settings.agents[name].command):
+        raise ValueError(f"the command adapter needs --command (or a command for {name})")
+    scale = time_scale or settings.time_scale
+    policies = settings.policies.scaled(scale)
+    return TaskInput(
+        id=task_id or f"{name.lower()}-{uuid.uuid4().hex[:10]}",
+        agent=name,
+        title=title,
+        description=description,
+        priority=priority,
+        adapter=adapter,
+        peers=settings.peers(),
+        lead=settings.agents[name].lead,
+        retry=policies.retry,
+        stuck=policies.stuck,
+        escalation=policies.escalation,
+        context=context or {},
+        hints=hints or [],
+        time_scale=scale,
+    )
+
+
+def task_search_attributes(input: TaskInput) -> TypedSearchAttributes:
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(sa.KIND, "task"),
+            SearchAttributePair(sa.AGENT, input.agent),
+            SearchAttributePair(sa.STATE, "running"),
+            SearchAttributePair(sa.ATTEMPT, 1),
+        ]
+    )
+
+
+async def start_task(
+    client: Client, settings: Settings, input: TaskInput
+) -> WorkflowHandle[AgentTask, TaskStatus]:
+    """Start ``AgentTask`` for ``input`` on the selfheal task queue (id ``task-<id>``)."""
+    return await client.start_workflow(
+        AgentTask.run,
+        input,
+        id=task_workflow_id(input.id),
+        task_queue=settings.task_queue,
+        search_attributes=task_search_attributes(input),
+        priority=Priority(priority_key=PRIORITY_KEYS[input.priority]),
+        static_summary=f"{input.agent}: {input.title}",
+        static_details=f"priority {input.priority} · adapter {input.adapter.kind}",
+    )

