@@ -1,0 +1,46 @@
+"""The HTTP API (Starlette on uvicorn): health now; the GitHub webhook and dashboard mount here.
+
+It binds 127.0.0.1 unless told otherwise.
+"""
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+from temporalio.client import Client
+
+from selfheal.config import Settings
+
+# Capabilities add their routes here: each takes (settings, client) and returns routes.
+RouteFactory = Callable[[Settings, Client], list[BaseRoute]]
+ROUTE_FACTORIES: list[RouteFactory] = []
+
+
+def create_app(settings: Settings, client: Client) -> Starlette:
+    async def healthz(_: Request) -> JSONResponse:
+        try:
+            await asyncio.wait_for(client.service_client.check_health(), 2.0)
+            temporal = "ok"
+        except Exception as err:
+            temporal = f"unreachable: {type(err).__name__}"
+        return JSONResponse(
+            {"status": "ok" if temporal == "ok" else "degraded", "temporal": temporal},
+            status_code=200 if temporal == "ok" else 503,
+        )
+
+    routes: list[BaseRoute] = [Route("/healthz", healthz)]
+    for factory in ROUTE_FACTORIES:
+        routes += factory(settings, client)
+    app = Starlette(routes=routes)
+    app.state.settings, app.state.client = settings, client
+    return app
+
+
+def make_server(app: Any, host: str = "127.0.0.1", port: int = 8080) -> uvicorn.Server:
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    return uvicorn.Server(config)

@@ -1,0 +1,60 @@
+"""The ``selfheal`` command line. Bad input is one line on stderr and exit code 2, never a traceback."""
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any, NoReturn
+
+from selfheal.config import ConfigError
+from selfheal.durations import DurationError
+from starter import commands_run, commands_task
+from starter.client import UnreachableError
+from starter.devserver import DevServerError
+from starter.errors import UsageError
+
+# Each command group registers its subcommands; its handlers are coroutines taking the args.
+COMMAND_GROUPS = [commands_run, commands_task]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        fail(f"{message} (see {self.prog} --help)")
+
+
+def fail(message: str) -> NoReturn:
+    print(f"selfheal: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="selfheal", description="Temporal plugins that make agent teams heal")
+    parser.add_argument("--config", help="path of selfheal.toml (default: SELFHEAL_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for group in COMMAND_GROUPS:
+        group.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], Coroutine[Any, Any, int | None]] = args.handler
+    try:
+        code = asyncio.run(handler(args))
+    except KeyboardInterrupt:
+        code = 130
+    except (
+        UsageError,
+        ConfigError,
+        DurationError,
+        UnreachableError,
+        DevServerError,
+        ValueError,
+        FileNotFoundError,
+    ) as err:
+        fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
+    raise SystemExit(code or 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""``selfheal dev|demo|worker|api``: the long-running ways in."""
+
+import argparse
+import asyncio
+import contextlib
+import os
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+from temporalio.worker import Worker
+
+from selfheal.config import Settings, load_settings
+from selfheal.plugins import SelfHealing
+from starter.api import create_app, make_server
+from starter.client import connect
+from starter.devserver import DevServer, free_port, port_is_free
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    dev = sub.add_parser("dev", help="embedded Temporal dev server + worker + API, in the foreground")
+    dev.add_argument("--data-dir", type=Path, help="default: SELFHEAL_DATA_DIR or .selfheal")
+    dev.add_argument("--port", type=int, default=7233, help="Temporal gRPC port")
+    dev.add_argument("--ui-port", type=int, default=8233, help="Temporal web UI port")
+    dev.add_argument("--api-port", type=int, default=8080, help="selfheal API port")
+    dev.set_defaults(handler=run_dev)
+
+    demo = sub.add_parser("demo", help="the whole scenario end to end, then the success metrics")
+    demo.add_argument("--time-scale", type=float, default=60.0, help="divide policy durations by N")
+    demo.add_argument("--data-dir", type=Path, help="default: SELFHEAL_DATA_DIR or .selfheal")
+    demo.add_argument("--json", action="store_true", help="print the metrics as JSON too")
+    demo.set_defaults(handler=run_demo)
+
+    worker = sub.add_parser("worker", help="a selfheal worker alone (TEMPORAL_ADDRESS, ...)")
+    worker.set_defaults(handler=run_worker)
+
+    api = sub.add_parser("api", help="the webhook + dashboard server alone")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8080)
+    api.set_defaults(handler=run_api)
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    settings = load_settings(args.config)
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = args.data_dir
+    return settings.model_copy(update=overrides) if overrides else settings
+
+
+async def run_until_first_exits(*coroutines: Coroutine[Any, Any, Any]) -> None:
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+async def run_dev(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if not port_is_free(args.api_port):
+        raise ValueError(f"port {args.api_port} is in use; pick --api-port")
+    async with DevServer(settings.data_dir, args.port, args.ui_port) as server:
+        client = await connect(target_host=server.address, namespace="default")
+        worker = Worker(client, task_queue=settings.task_queue, plugins=[SelfHealing(settings)])
+        api = make_server(create_app(settings, client), port=args.api_port)
+        print(f"Temporal  {server.address}  (namespace default, data {settings.data_dir})")
+        print(f"Web UI    {server.ui_url}")
+        print(f"API       http://127.0.0.1:{args.api_port}  (GET /healthz)")
+        print(f"Worker    task queue {settings.task_queue}.  Ctrl-C stops all.", flush=True)
+        await run_until_first_exits(worker.run(), api.serve())
+    return 0
+
+
+async def run_worker(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    client = await connect()
+    worker = Worker(client, task_queue=settings.task_queue, plugins=[SelfHealing(settings)])
+    print(f"selfheal worker on task queue {settings.task_queue}", flush=True)
+    await worker.run()
+    return 0
+
+
+async def run_api(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    client = await connect()
+    print(f"selfheal API on http://{args.host}:{args.port}", flush=True)
+    await make_server(create_app(settings, client), host=args.host, port=args.port).serve()
+    return 0
+
+
+async def run_demo(args: argparse.Namespace) -> int:
+    from starter.demo import run_scenarios
+
+    if args.time_scale <= 0:
+        raise ValueError(f"--time-scale must be positive, got {args.time_scale:g}")
+    settings = _settings(args, time_scale=args.time_scale)
+    if os.environ.get("TEMPORAL_ADDRESS"):
+        client = await connect()
+        return await run_scenarios(settings, client, ui_url=None, as_json=args.json)
+    port = 7233 if port_is_free(7233) and port_is_free(8233) else free_port()
+    ui_port = 8233 if port == 7233 else free_port()
+    async with DevServer(settings.data_dir / "demo", port, ui_port) as server:
+        client = await connect(target_host=server.address, namespace="default")
+        return await run_scenarios(settings, client, ui_url=server.ui_url, as_json=args.json)

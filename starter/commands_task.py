@@ -1,0 +1,159 @@
+"""``selfheal task start|show|block|progress|ack|resolve``."""
+
+import argparse
+import json
+from typing import Any
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
+
+from selfheal.config import Settings, load_settings
+from selfheal.ids import task_workflow_id
+from selfheal.models import AdapterSpec, TaskStatus
+from starter.client import build_task_input, connect, start_task
+from starter.errors import UsageError
+from workflows.agent_task import AgentTask
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    task = sub.add_parser("task", help="start, read or signal an AgentTask")
+    cmds = task.add_subparsers(dest="task_command", required=True, parser_class=type(task))
+
+    start = cmds.add_parser("start", help="start an AgentTask")
+    start.add_argument("--agent", required=True)
+    start.add_argument("--title", required=True)
+    start.add_argument("--description", default="")
+    start.add_argument("--adapter", choices=["sim", "command", "http"])
+    start.add_argument("--sim", help="sim script, e.g. transient,transient,ok")
+    start.add_argument("--command", dest="shell_command", help="command for the command adapter")
+    start.add_argument("--url", help="agent URL for the http adapter")
+    start.add_argument("--priority", choices=["high", "normal", "low"], default="normal")
+    start.add_argument("--id", dest="task_id", help="task id (default: generated)")
+    start.add_argument("--time-scale", type=float, help="divide every policy duration by N")
+    start.add_argument("--wait", action="store_true", help="wait and print the final status")
+    start.add_argument("--json", action="store_true")
+    start.set_defaults(handler=task_start)
+
+    show = cmds.add_parser("show", help="print a task's status document")
+    show.add_argument("id", help="task id or workflow id")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=task_show)
+
+    for name, flag, field, help_text, handler in (
+        ("block", "--reason", "reason", "mark the task blocked", task_block),
+        ("progress", "--note", "note", "report progress on the task", task_progress),
+        ("ack", "--by", "by", "acknowledge the task's open incident", task_ack),
+        ("resolve", "--note", "note", "resolve the task's open incident", task_resolve),
+    ):
+        cmd = cmds.add_parser(name, help=help_text)
+        cmd.add_argument("id", help="task id or workflow id")
+        cmd.add_argument(flag, dest=field, required=name in ("block", "ack"), default="")
+        cmd.add_argument("--json", action="store_true")
+        cmd.set_defaults(handler=handler)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config)
+
+
+async def task_start(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    kind = args.adapter or ("sim" if args.sim else None)
+    if args.time_scale is not None and args.time_scale <= 0:
+        raise UsageError(f"--time-scale must be positive, got {args.time_scale:g}")
+    adapter = AdapterSpec(kind=kind, sim=args.sim, command=args.shell_command, url=args.url) \
+        if kind else None
+    input = build_task_input(
+        settings,
+        agent=args.agent,
+        title=args.title,
+        description=args.description,
+        task_id=args.task_id,
+        priority=args.priority,
+        adapter=adapter,
+        time_scale=args.time_scale,
+    )
+    client = await connect()
+    try:
+        handle = await start_task(client, settings, input)
+    except RPCError as err:
+        if err.status == RPCStatusCode.ALREADY_EXISTS:
+            raise UsageError(f"task {input.id} already exists") from None
+        raise UsageError(f"could not start task: {err.message}") from None
+    if not args.wait:
+        print(json.dumps({"workflow_id": handle.id, "task_id": input.id}) if args.json
+              else handle.id)
+        return 0
+    status = await handle.result()
+    _print_status(status, args.json)
+    return 0 if status.state == "succeeded" else 1
+
+
+async def _handle(client: Client, id: str) -> tuple[WorkflowHandle[AgentTask, TaskStatus], Any]:
+    handle = client.get_workflow_handle_for(AgentTask.run, task_workflow_id(id))
+    try:
+        return handle, await handle.describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise UsageError(f"no task {id!r} (looked for workflow {handle.id})") from None
+        raise
+
+
+async def read_status(client: Client, id: str) -> TaskStatus:
+    handle, description = await _handle(client, id)
+    if description.status == WorkflowExecutionStatus.COMPLETED:
+        return await handle.result()
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        raise UsageError(f"task {id} ended as {description.status.name.lower()}")
+    return await handle.query(AgentTask.status)
+
+
+async def task_show(args: argparse.Namespace) -> int:
+    client = await connect()
+    _print_status(await read_status(client, args.id), args.json)
+    return 0
+
+
+async def _signal(args: argparse.Namespace, name: str, body: dict[str, str]) -> int:
+    client = await connect()
+    handle, description = await _handle(client, args.id)
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        raise UsageError(f"task {args.id} has finished; signals to it are ignored")
+    await handle.signal(name, body)
+    print(json.dumps({"workflow_id": handle.id, "signal": name, "body": body}) if args.json
+          else f"{name} sent to {handle.id}")
+    return 0
+
+
+async def task_block(args: argparse.Namespace) -> int:
+    if not args.reason.strip():
+        raise UsageError("--reason must not be empty")
+    return await _signal(args, "mark_blocked", {"reason": args.reason})
+
+
+async def task_progress(args: argparse.Namespace) -> int:
+    return await _signal(args, "report_progress", {"note": args.note})
+
+
+async def task_ack(args: argparse.Namespace) -> int:
+    if not args.by.strip():
+        raise UsageError("--by must not be empty")
+    return await _signal(args, "acknowledge", {"by": args.by})
+
+
+async def task_resolve(args: argparse.Namespace) -> int:
+    return await _signal(args, "resolve", {"note": args.note})
+
+
+def _print_status(status: TaskStatus, as_json: bool) -> None:
+    if as_json:
+        print(status.model_dump_json(indent=2))
+        return
+    print(f"{status.workflow_id}  {status.agent}  {status.state}  {status.title!r}")
+    for a in status.attempts:
+        error = f"  {a.error_kind}: {a.error}" if a.error else ""
+        print(f"  attempt {a.n}  {a.agent:<6} {a.strategy:<12} {a.outcome}{error}")
+    for e in status.escalations:
+        print(f"  escalation {e.step} → {e.target} at {e.at:%H:%M:%S}")
+    if status.result:
+        print(f"  result: {status.result.splitlines()[0][:120]}")

@@ -1,0 +1,1 @@
+"""One demo scenario per capability; each returns its table, checks and seed metric."""
