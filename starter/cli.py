@@ -1,4 +1,4 @@
-"""The ``selfheal`` command line. Bad input is one line on stderr and exit code 2, never a traceback."""
+"""The `selfheal` command line: bad input is one line on stderr and exit code 2, no traceback."""
 
 import argparse
 import asyncio

@@ -18,7 +18,7 @@ from starter.devserver import DevServer, free_port, port_is_free
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    dev = sub.add_parser("dev", help="embedded Temporal dev server + worker + API, in the foreground")
+    dev = sub.add_parser("dev", help="embedded Temporal dev server + worker + API (foreground)")
     dev.add_argument("--data-dir", type=Path, help="default: SELFHEAL_DATA_DIR or .selfheal")
     dev.add_argument("--port", type=int, default=7233, help="Temporal gRPC port")
     dev.add_argument("--ui-port", type=int, default=8233, help="Temporal web UI port")
