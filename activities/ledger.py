@@ -1,4 +1,5 @@
-"""The SQL ledger (SQLAlchemy Core): tasks, attempts and failures with context and fingerprint.
+"""The SQL ledger (SQLAlchemy Core): tasks, attempts, failures with context and fingerprint,
+incidents with their status, the notifications sent, and blocker patterns.
 
 SQLite under the data dir by default, any SQLAlchemy URL (PostgreSQL for several machines) by
 SELFHEAL_DB_URL. Every write is an upsert keyed by workflow id (and attempt number), so an
@@ -16,7 +17,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from temporalio import activity
 
 from selfheal.ids import Activities
-from selfheal.models import AttemptLedgerEntry, TaskLedgerEntry
+from selfheal.models import (
+    AttemptLedgerEntry,
+    IncidentRecord,
+    IncidentUpdate,
+    Notice,
+    TaskLedgerEntry,
+)
 
 metadata = sa.MetaData()
 
@@ -60,6 +67,50 @@ failures = sa.Table(
     sa.Column("fingerprint", sa.String(64), nullable=False, index=True),
     sa.Column("error", sa.Text, nullable=False),
     sa.Column("context", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+incidents = sa.Table(
+    "incidents",
+    metadata,
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("subject", sa.String(255), nullable=False, index=True),
+    sa.Column("task_id", sa.String(255), nullable=False),
+    sa.Column("agent", sa.String(64)),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("acknowledged_at", sa.DateTime(timezone=True)),
+    sa.Column("acknowledged_by", sa.String(128)),
+    sa.Column("resolved_at", sa.DateTime(timezone=True)),
+    sa.Column("resolution", sa.Text),
+    sa.Column("details", sa.Text, nullable=False),
+)
+
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column("idempotency_key", sa.String(255), primary_key=True),
+    sa.Column("incident_key", sa.String(255), index=True),
+    sa.Column("step", sa.String(16)),
+    sa.Column("target", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status_code", sa.Integer),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Why tasks get stuck, kept for the learning loop (M2.5).
+blockers = sa.Table(
+    "blockers",
+    metadata,
+    sa.Column("incident_key", sa.String(255), primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("fingerprint", sa.String(64)),
+    sa.Column("agent", sa.String(64)),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
 
@@ -161,6 +212,69 @@ class Ledger:
                     )
                 )
 
+    def open_incident(self, record: IncidentRecord) -> None:
+        row = record.model_dump(exclude={"details"}) | {
+            "status": "open",
+            "details": json.dumps(record.details, sort_keys=True, default=str),
+        }
+        with self.engine.begin() as conn:
+            conn.execute(self._upsert(incidents, row, []))
+            if record.kind in ("stuck", "blocked"):
+                conn.execute(
+                    self._upsert(
+                        blockers,
+                        {
+                            "incident_key": record.key,
+                            "reason": record.reason,
+                            "fingerprint": record.details.get("fingerprint"),
+                            "agent": record.agent,
+                            "at": record.opened_at,
+                        },
+                        [],
+                    )
+                )
+
+    def update_incident(self, update: IncidentUpdate) -> None:
+        values: dict[str, Any] = {"status": update.status}
+        if update.status == "acknowledged":
+            values |= {"acknowledged_at": update.at, "acknowledged_by": update.by}
+        else:
+            values |= {"resolved_at": update.at, "resolution": update.note}
+        with self.engine.begin() as conn:
+            current = conn.execute(
+                sa.select(incidents.c.status, incidents.c.details).where(
+                    incidents.c.key == update.key
+                )
+            ).first()
+            if current is None or current.status in ("resolved", "closed"):
+                return  # unknown or already settled: a retried write changes nothing
+            if update.details:
+                values["details"] = json.dumps(
+                    json.loads(current.details) | update.details, sort_keys=True, default=str
+                )
+            conn.execute(incidents.update().where(incidents.c.key == update.key).values(values))
+
+    def record_notification(
+        self, notice: Notice, status: str, status_code: int | None = None
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                self._upsert(
+                    notifications,
+                    {
+                        "idempotency_key": notice.idempotency_key,
+                        "incident_key": notice.incident_key,
+                        "step": notice.step,
+                        "target": notice.target,
+                        "status": status,
+                        "status_code": status_code,
+                        "text": notice.text,
+                        "at": _now(),
+                    },
+                    ["status", "status_code", "at"],
+                )
+            )
+
     def rows(self, table: sa.Table, **where: Any) -> list[dict[str, Any]]:
         stmt = sa.select(table)
         for column, value in where.items():
@@ -190,3 +304,14 @@ class LedgerActivities:
     @activity.defn(name=Activities.RECORD_ATTEMPT)
     async def record_attempt(self, entry: AttemptLedgerEntry) -> None:
         await asyncio.to_thread(self.ledger.record_attempt, entry)
+
+    @activity.defn(name=Activities.OPEN_INCIDENT)
+    async def open_incident(self, record: IncidentRecord) -> None:
+        await asyncio.to_thread(self.ledger.open_incident, record)
+
+    @activity.defn(name=Activities.UPDATE_INCIDENT)
+    async def update_incident(self, update: IncidentUpdate) -> None:
+        await asyncio.to_thread(self.ledger.update_incident, update)
+
+    def all(self) -> list[Any]:
+        return [self.record_task, self.record_attempt, self.open_incident, self.update_incident]

@@ -27,3 +27,6 @@ class Activities:
     RUN_AGENT = "agent.run"
     RECORD_TASK = "ledger.record_task"
     RECORD_ATTEMPT = "ledger.record_attempt"
+    OPEN_INCIDENT = "ledger.open_incident"
+    UPDATE_INCIDENT = "ledger.update_incident"
+    NOTIFY = "notify.send"

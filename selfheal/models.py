@@ -158,3 +158,84 @@ class Acknowledge(BaseModel):
 
 class Resolve(BaseModel):
     note: str = ""
+
+
+# Incidents, notices and escalation (M2.4); CommitGuard (M2.2) uses the same pieces.
+IncidentStatus = Literal["open", "acknowledged", "resolved", "closed"]
+EscalationStep = Literal["peer", "lead", "ceo"]
+
+
+class IncidentRecord(BaseModel):
+    """Input of ``ledger.open_incident``; ``key`` makes the write idempotent."""
+
+    key: str
+    kind: str
+    subject: str
+    task_id: str
+    agent: str | None = None
+    title: str = ""
+    reason: str
+    opened_at: datetime
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class IncidentUpdate(BaseModel):
+    """Input of ``ledger.update_incident``: a status change (acknowledged, resolved, closed)."""
+
+    key: str
+    status: IncidentStatus
+    at: datetime
+    by: str | None = None
+    note: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Notice(BaseModel):
+    """Input of ``notify.send``. ``target`` is a channel (``dev``, ``ceo``) or an agent name; the
+    URL is looked up at run time, so no secret is ever in a payload."""
+
+    target: str
+    text: str
+    idempotency_key: str
+    incident_key: str | None = None
+    step: str | None = None
+    fields: dict[str, str] = Field(default_factory=dict)
+
+
+class NoticeResult(BaseModel):
+    delivered: bool
+    status_code: int | None = None
+    skipped_reason: str | None = None
+
+
+class EscalationInput(BaseModel):
+    """Input of ``Escalation`` (id ``escalation-<task id>-<n>``): one incident's ladder snapshot.
+
+    Step times count from ``since`` (the last progress, or the block). ``subject`` is the workflow
+    the incident is about; it gets an ``escalated`` signal as each step fires."""
+
+    incident_key: str
+    n: int
+    kind: str
+    subject: str
+    task_id: str
+    title: str
+    agent: str
+    peer: str | None
+    lead: str | None
+    reason: str
+    last_error: str | None = None
+    since: datetime
+    ladder: EscalationLadder
+    first_step: EscalationStep = "peer"
+    attempts: list[AttemptRecord] = Field(default_factory=list)
+    retry: RetryLadder = Field(default_factory=RetryLadder)
+    stuck: StuckPolicy = Field(default_factory=StuckPolicy)
+    context: dict[str, Any] = Field(default_factory=dict)
+
+
+class EscalationOutcome(BaseModel):
+    incident_key: str
+    steps: list[EscalationRecord] = Field(default_factory=list)
+    acknowledged_by: str | None = None
+    closed: str | None = None
