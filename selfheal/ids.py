@@ -30,3 +30,5 @@ class Activities:
     OPEN_INCIDENT = "ledger.open_incident"
     UPDATE_INCIDENT = "ledger.update_incident"
     NOTIFY = "notify.send"
+    SET_COMMIT_STATUS = "github.set_commit_status"
+    FIND_OLDER_REVIEWS = "review.find_older"

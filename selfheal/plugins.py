@@ -15,9 +15,12 @@ from temporalio.plugin import SimplePlugin
 from temporalio.worker import ReplayerConfig, WorkerConfig
 
 from activities.agents import AgentActivities
+from activities.github import GitHubActivities
 from activities.ledger import Ledger, LedgerActivities
+from activities.review import ReviewActivities
 from selfheal.config import Settings, load_settings
 from workflows.agent_task import AgentTask
+from workflows.pr_review import PRReview
 
 ActivityFactory = Callable[[Client], Sequence[Callable[..., Any]]]
 
@@ -44,6 +47,16 @@ def auto_retry(settings: Settings, ledger: Ledger) -> CapabilityPlugin:
     return CapabilityPlugin("selfheal.AutoRetry", [AgentTask], make)
 
 
+def pr_review(settings: Settings, ledger: Ledger) -> CapabilityPlugin:
+    """M2.3: PRReview, GitHub commit statuses and the older-review sweep."""
+
+    def make(client: Client) -> Sequence[Callable[..., Any]]:
+        github, review = GitHubActivities(settings), ReviewActivities(client)
+        return [github.set_commit_status, review.find_older]
+
+    return CapabilityPlugin("selfheal.PRReview", [PRReview], make)
+
+
 class SelfHealing(SimplePlugin):
     """Every selfheal capability in one plugin."""
 
@@ -55,7 +68,10 @@ class SelfHealing(SimplePlugin):
         super().__init__("selfheal.SelfHealing", data_converter=pydantic_data_converter)
         self.settings = settings or load_settings()
         self.ledger = Ledger(self.settings.ledger_url)
-        self.capabilities = list(capabilities or [auto_retry(self.settings, self.ledger)])
+        self.capabilities = list(capabilities or [
+            auto_retry(self.settings, self.ledger),
+            pr_review(self.settings, self.ledger),
+        ])  # fmt: skip
 
     def configure_client(self, config: ClientConfig) -> ClientConfig:
         config = super().configure_client(config)

@@ -15,10 +15,11 @@ from starlette.routing import BaseRoute, Route
 from temporalio.client import Client
 
 from selfheal.config import Settings
+from starter.webhook import webhook_routes
 
 # Capabilities add their routes here: each takes (settings, client) and returns routes.
 RouteFactory = Callable[[Settings, Client], list[BaseRoute]]
-ROUTE_FACTORIES: list[RouteFactory] = []
+ROUTE_FACTORIES: list[RouteFactory] = [webhook_routes]
 
 
 def create_app(settings: Settings, client: Client) -> Starlette:

@@ -1,0 +1,238 @@
+"""``POST /webhooks/github``: a signed GitHub delivery becomes at most one ``PRReview``.
+
+Order of checks, so that nothing from an unverified body is ever interpreted: the signature
+header's presence and algorithm (401), the declared and the actual body size (413), the
+HMAC-SHA256 of the raw body against the configured secret in constant time (401); only then the
+event, the JSON (400) and the rules in ``selfheal.review.decide``. The answer comes as soon as
+Temporal has accepted the start (or said the review already exists); the review runs there.
+"""
+
+import hashlib
+import hmac
+import json
+import logging
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+from temporalio.client import Client
+from temporalio.common import (
+    Priority,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from selfheal import search_attributes as sa
+from selfheal.config import Settings
+from selfheal.models import PRIORITY_KEYS, AdapterSpec
+from selfheal.review import (
+    MAX_BODY_BYTES,
+    Decision,
+    PayloadError,
+    PRReviewInput,
+    PullRequest,
+    decide,
+    pr_review_workflow_id,
+    review_task_id,
+    review_title,
+)
+from starter.client import build_task_input
+from workflows.pr_review import PRReview, review_memo
+
+PATH = "/webhooks/github"
+log = logging.getLogger(__name__)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def sign(secret: bytes, body: bytes) -> str:
+    """The ``X-Hub-Signature-256`` value GitHub sends for ``body``."""
+    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+def _answer(status: int, **body: Any) -> JSONResponse:
+    return JSONResponse(body, status_code=status)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _payload(body: bytes, content_type: str) -> Any:
+    """The JSON payload, sent as ``application/json`` or GitHub's form encoding (payload=…)."""
+    if content_type.split(";")[0].strip().lower() == "application/x-www-form-urlencoded":
+        fields = parse_qs(body.decode("utf-8"), strict_parsing=False)
+        if "payload" not in fields:
+            raise ValueError("form body has no payload field")
+        return json.loads(fields["payload"][0])
+    return json.loads(body)
+
+
+def build_review_input(
+    settings: Settings,
+    decision: Decision,
+    delivery_id: str | None,
+    adapter: AdapterSpec | None = None,
+) -> PRReviewInput:
+    """The ``PRReview`` input for a review decision: the reviewer's task at high priority with
+    the PR's details, its policies scaled from the settings now."""
+    pr = decision.pr
+    assert pr is not None
+    reviewer = settings.reviewer
+    if reviewer is None:
+        raise ValueError("the team has no reviewer (an agent with role = \"reviewer\")")
+    task = build_task_input(
+        settings,
+        agent=reviewer,
+        title=review_title(pr),
+        task_id=review_task_id(pr),
+        description=_description(pr),
+        priority="high",
+        adapter=adapter,
+        context=pr.context(),
+    )
+    return PRReviewInput(
+        pr=pr,
+        action=decision.event_action,
+        task=task,
+        delivery_id=delivery_id,
+        supersedes=decision.supersedes,
+        report_status=settings.github_token is not None,
+    )
+
+
+def _description(pr: PullRequest) -> str:
+    stats = pr.diff_stats()
+    lines = [
+        f"Review pull request {pr.key} at {pr.head_sha}.",
+        f"{pr.title}" if pr.title else "",
+        f"Branch {pr.branch} into {pr.base}, by {pr.author}. {pr.url}".strip(),
+        ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in stats.items()) if stats else "",
+    ]
+    return "\n".join(line for line in lines if line)
+
+
+async def start_review(client: Client, settings: Settings, input: PRReviewInput) -> bool:
+    """Start the review; False when this (PR, head sha) already has one (the id is the dedupe,
+    and REJECT_DUPLICATE keeps it one even after the first review finished)."""
+    pr = input.pr
+    try:
+        await client.start_workflow(
+            PRReview.run,
+            input,
+            id=pr_review_workflow_id(pr.owner, pr.repo, pr.number, pr.head_sha),
+            task_queue=settings.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(sa.KIND, "pr-review"),
+                    SearchAttributePair(sa.AGENT, input.task.agent),
+                    SearchAttributePair(sa.STATE, "running"),
+                ]
+            ),
+            memo=review_memo(input),
+            priority=Priority(priority_key=PRIORITY_KEYS["high"]),
+            static_summary=f"review {pr.key} at {pr.short_sha}: {pr.title}"[:200],
+            static_details=(
+                f"{input.action} · {pr.branch} → {pr.base} by {pr.author} · {pr.url}\n\n"
+                f"reviewer {input.task.agent}, priority high · delivery {input.delivery_id}"
+            ),
+        )
+    except WorkflowAlreadyStartedError:
+        return False
+    return True
+
+
+class GitHubWebhook:
+    def __init__(
+        self, settings: Settings, client: Client, adapter: AdapterSpec | None = None
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.adapter = adapter
+        secret = settings.github_secret
+        self._secret = secret.get_secret_value().encode() if secret else None
+
+    async def handle(self, request: Request) -> JSONResponse:
+        signature = request.headers.get("x-hub-signature-256", "")
+        if self._secret is None:
+            return _answer(401, error="no webhook secret is configured (SELFHEAL_GITHUB_SECRET)")
+        if not signature.startswith("sha256="):
+            return _answer(401, error="missing or unsupported signature: "
+                           "X-Hub-Signature-256 (sha256=…) is required")  # fmt: skip
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                return _answer(400, error="invalid Content-Length")
+            if int(declared) > MAX_BODY_BYTES:
+                return _answer(413, error="payload larger than 25 MB")
+        try:
+            body = await _read_body(request, MAX_BODY_BYTES)
+        except _TooLarge:
+            return _answer(413, error="payload larger than 25 MB")
+        except ClientDisconnect:
+            return _answer(400, error="client went away")
+        if not hmac.compare_digest(sign(self._secret, body).encode(), signature.encode()):
+            return _answer(401, error="signature does not match")
+        return await self._verified(request, body)
+
+    async def _verified(self, request: Request, body: bytes) -> JSONResponse:
+        event = request.headers.get("x-github-event", "").strip()
+        delivery = request.headers.get("x-github-delivery") or None
+        if not event:
+            return _answer(400, error="missing X-GitHub-Event header")
+        try:
+            payload = _payload(body, request.headers.get("content-type", ""))
+            decision = decide(event, payload)
+        except (ValueError, RecursionError) as err:  # JSON, UTF-8 and payload errors alike
+            reason = str(err) if isinstance(err, PayloadError) else "body is not valid JSON"
+            return _answer(400, error=reason, delivery=delivery)
+        if decision.action == "ping":
+            return _answer(200, ok=True, event="ping", delivery=delivery)
+        if decision.action == "ignore":
+            return _answer(202, ignored=True, reason=decision.reason, event=event,
+                           action=decision.event_action or None, delivery=delivery)
+        try:
+            input = build_review_input(self.settings, decision, delivery, self.adapter)
+        except ValueError as err:  # a team or adapter problem in the config, not in the request
+            log.error("cannot build the review task: %s", err)
+            return _answer(500, error=f"selfheal is misconfigured: {err}", delivery=delivery)
+        pr = input.pr
+        workflow_id = pr_review_workflow_id(pr.owner, pr.repo, pr.number, pr.head_sha)
+        try:
+            started = await start_review(self.client, self.settings, input)
+        except RPCError as err:
+            log.warning("delivery %s: Temporal refused the start: %s", delivery, err.message)
+            return _answer(503, error="Temporal is unavailable; redeliver later",
+                           delivery=delivery)  # fmt: skip
+        log.info("delivery %s: %s %s → %s %s", delivery, event, decision.event_action,
+                 workflow_id, "started" if started else "exists")
+        return _answer(
+            201 if started else 200,
+            workflow_id=workflow_id,
+            started=started,
+            duplicate=not started,
+            task_workflow_id=f"task-{input.task.id}",
+            supersedes=input.supersedes,
+            delivery=delivery,
+        )
+
+
+def webhook_routes(
+    settings: Settings, client: Client, adapter: AdapterSpec | None = None
+) -> list[BaseRoute]:
+    return [Route(PATH, GitHubWebhook(settings, client, adapter).handle, methods=["POST"])]
