@@ -46,9 +46,9 @@ Scenario = Callable[[DemoContext], Awaitable[ScenarioResult]]
 
 
 def scenarios() -> list[Scenario]:
-    from starter.scenarios import retry
+    from starter.scenarios import retry, review
 
-    return [retry.run]
+    return [retry.run, review.run]
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
