@@ -1,0 +1,73 @@
+"""Real HTTP servers on 127.0.0.1 for tests: uvicorn in the test's event loop, and a local
+server playing the GitHub REST API's commit-status endpoint."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from starter.api import make_server
+from starter.devserver import free_port
+
+
+@asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[str]:
+    """``app`` on uvicorn at a free 127.0.0.1 port in this loop; yields its base URL."""
+    port = free_port()
+    server = make_server(app, port=port)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@dataclass
+class StatusCall:
+    owner: str
+    repo: str
+    sha: str
+    body: dict[str, Any]
+    authorization: str | None
+
+
+@dataclass
+class FakeGitHub:
+    """``POST /repos/{owner}/{repo}/statuses/{sha}``, recorded; ``fail_first`` answers 502 that
+    many times first, ``refuse`` answers 422 always."""
+
+    url: str = ""
+    fail_first: int = 0
+    refuse: bool = False
+    calls: list[StatusCall] = field(default_factory=list)
+    attempts: int = 0
+
+    def app(self) -> Starlette:
+        async def status(request: Request) -> JSONResponse:
+            self.attempts += 1
+            if self.attempts <= self.fail_first:
+                return JSONResponse({"message": "bad gateway"}, status_code=502)
+            if self.refuse:
+                return JSONResponse({"message": "Validation Failed"}, status_code=422)
+            p = request.path_params
+            self.calls.append(StatusCall(p["owner"], p["repo"], p["sha"], await request.json(),
+                                         request.headers.get("authorization")))
+            return JSONResponse({"id": len(self.calls), "state": "ok"}, status_code=201)
+
+        return Starlette(routes=[
+            Route("/repos/{owner}/{repo}/statuses/{sha}", status, methods=["POST"]),
+        ])  # fmt: skip
+
+    def states(self, sha: str) -> list[str]:
+        return [c.body["state"] for c in self.calls if c.sha == sha]
