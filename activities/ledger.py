@@ -315,3 +315,46 @@ class LedgerActivities:
 
     def all(self) -> list[Any]:
         return [self.record_task, self.record_attempt, self.open_incident, self.update_incident]
+
+
+# Git rollback (M2.2): one row per guarded commit, upserted as the guard goes (its workflow id).
+from selfheal.rollback import CommitActivities, GuardLedgerEntry  # noqa: E402
+
+commit_guards = sa.Table(
+    "commit_guards",
+    metadata,
+    sa.Column("workflow_id", sa.String(255), primary_key=True),
+    sa.Column("repo", sa.String(255), nullable=False, index=True),
+    sa.Column("repo_path", sa.Text, nullable=False),
+    sa.Column("sha", sa.String(64), nullable=False),
+    sa.Column("branch", sa.String(255)),
+    sa.Column("author", sa.String(255)),
+    sa.Column("subject", sa.Text),
+    sa.Column("build_command", sa.Text, nullable=False),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("failure_tail", sa.Text),
+    sa.Column("revert_sha", sa.String(64)),
+    sa.Column("incident_key", sa.String(255)),
+    sa.Column("committed_at", sa.DateTime(timezone=True)),
+    sa.Column("detected_at", sa.DateTime(timezone=True)),
+    sa.Column("reverted_at", sa.DateTime(timezone=True)),
+    sa.Column("verified_at", sa.DateTime(timezone=True)),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def record_commit_guard(ledger: Ledger, entry: GuardLedgerEntry) -> None:
+    row = entry.model_dump() | {"updated_at": _now()}
+    update = [c for c in row if c != "workflow_id"]
+    with ledger.engine.begin() as conn:
+        conn.execute(ledger._upsert(commit_guards, row, update))
+
+
+class CommitGuardLedgerActivities:
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    @activity.defn(name=CommitActivities.RECORD_GUARD)
+    async def record_commit_guard(self, entry: GuardLedgerEntry) -> None:
+        await asyncio.to_thread(record_commit_guard, self.ledger, entry)
+

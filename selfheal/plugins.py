@@ -15,11 +15,15 @@ from temporalio.plugin import SimplePlugin
 from temporalio.worker import ReplayerConfig, WorkerConfig
 
 from activities.agents import AgentActivities
+from activities.build import build
+from activities.git import GitActivities
 from activities.github import GitHubActivities
-from activities.ledger import Ledger, LedgerActivities
+from activities.ledger import CommitGuardLedgerActivities, Ledger, LedgerActivities
 from activities.review import ReviewActivities
 from selfheal.config import Settings, load_settings
 from workflows.agent_task import AgentTask
+from workflows.commit_guard import CommitGuard
+from workflows.commit_queue import CommitQueue
 from workflows.pr_review import PRReview
 
 ActivityFactory = Callable[[Client], Sequence[Callable[..., Any]]]
@@ -57,6 +61,17 @@ def pr_review(settings: Settings, ledger: Ledger) -> CapabilityPlugin:
     return CapabilityPlugin("selfheal.PRReview", [PRReview], make)
 
 
+def rollback(settings: Settings, ledger: Ledger) -> CapabilityPlugin:
+    """M2.2: CommitGuard, its per-repository CommitQueue, builds, git and the guard ledger.
+    Incidents and notices use the ledger and notify activities of the other capabilities."""
+
+    def make(client: Client) -> Sequence[Callable[..., Any]]:
+        repo, book = GitActivities(), CommitGuardLedgerActivities(ledger)
+        return [build, repo.inspect, repo.revert, repo.commits_between, book.record_commit_guard]
+
+    return CapabilityPlugin("selfheal.Rollback", [CommitGuard, CommitQueue], make)
+
+
 class SelfHealing(SimplePlugin):
     """Every selfheal capability in one plugin."""
 
@@ -71,6 +86,7 @@ class SelfHealing(SimplePlugin):
         self.capabilities = list(capabilities or [
             auto_retry(self.settings, self.ledger),
             pr_review(self.settings, self.ledger),
+            rollback(self.settings, self.ledger),
         ])  # fmt: skip
 
     def configure_client(self, config: ClientConfig) -> ClientConfig:

@@ -1,0 +1,263 @@
+"""Git rollback (M2.2) payloads, ids, activity names and commit-message rules.
+
+Pure and side-effect free, so workflows import it through the sandbox. A ``CommitCheck`` is what
+the hook or the CLI sends: one commit plus every policy it is guarded under, already scaled.
+"""
+
+import hashlib
+import re
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from selfheal.ids import safe_id
+from selfheal.policies import EscalationLadder, RollbackPolicy
+
+REVERT_TRAILER = "Selfheal-Revert-Of"
+NO_REVERT_TRAILER = "Selfheal-No-Revert"
+REVERT_WINDOW = 24 * 3600.0  # the cap counts auto-reverts over this many seconds
+_TRAILER = re.compile(r"^([A-Za-z0-9-]+):\s*(.*?)\s*$")
+_GIT_REVERT = re.compile(r"This reverts commit [0-9a-f]{7,40}")
+
+GuardState = Literal[
+    "running",
+    "passed",  # the build is green: nothing to do
+    "flaky",  # failed once, passed on the re-run: an incident, no revert
+    "parent-broken",  # the parent fails too: not this commit's fault; escalated
+    "setup-broken",  # the build command or setup could not run at all; escalated
+    "reverted",  # reverted and the revert builds green
+    "revert-failed",  # reverted, but the build is still red; escalated
+    "refused",  # culprit, but not reverted (dirty tree, conflict, a revert, ...); escalated
+    "capped",  # culprit, but the 24 h cap is reached; escalated
+    "opted-out",  # culprit whose message says Selfheal-No-Revert: true; escalated
+    "disabled",  # culprit, but the rollback kill switch is off; escalated
+    "skipped",  # the commit is gone from its branch, or was guarded already
+]
+
+
+class CommitActivities:
+    """Activity names of the rollback capability (workflows call them by name)."""
+
+    BUILD = "build.run"
+    INSPECT = "git.inspect_commit"
+    REVERT = "git.revert_commit"
+    COMMITS_BETWEEN = "git.commits_between"
+    RECORD_GUARD = "ledger.record_commit_guard"
+
+
+def repo_key(repo_path: str) -> str:
+    """A short stable hash of the repository path (two repos may share a name)."""
+    return hashlib.sha256(repo_path.encode()).hexdigest()[:8]
+
+
+def guard_workflow_id(repo_name: str, sha: str) -> str:
+    return f"commit-{safe_id(repo_name)}-{sha[:12]}"
+
+
+def queue_workflow_id(repo_name: str, repo_path: str) -> str:
+    return f"commit-queue-{safe_id(repo_name)}-{repo_key(repo_path)}"
+
+
+def trailers(message: str) -> dict[str, str]:
+    """The trailers of a commit message (its last paragraph of ``Key: value`` lines)."""
+    paragraphs = [p for p in message.strip().split("\n\n") if p.strip()]
+    if len(paragraphs) < 2:
+        return {}
+    found: dict[str, str] = {}
+    for line in paragraphs[-1].splitlines():
+        match = _TRAILER.match(line.strip())
+        if not match:
+            return {}
+        found[match.group(1).lower()] = match.group(2)
+    return found
+
+
+def opted_out(message: str) -> bool:
+    return trailers(message).get(NO_REVERT_TRAILER.lower(), "").lower() == "true"
+
+
+def revert_of(message: str) -> str | None:
+    """The sha a selfheal revert reverts, from its trailer."""
+    return trailers(message).get(REVERT_TRAILER.lower()) or None
+
+
+def is_revert(message: str) -> bool:
+    """A selfheal revert, or any ``git revert`` (whose body says "This reverts commit ...")."""
+    return revert_of(message) is not None or bool(_GIT_REVERT.search(message))
+
+
+def tail_lines(text: str, lines: int = 12, width: int = 200) -> str:
+    kept = [line[:width] for line in text.rstrip().splitlines()[-lines:]]
+    return "\n".join(kept)
+
+
+def revert_message(
+    subject: str, sha: str, parent: str, build_command: str, failure: str, merge: bool
+) -> str:
+    failure_block = "\n".join(f"    {line}" for line in tail_lines(failure).splitlines())
+    mainline = " (a merge: reverted against its first parent, -m 1)" if merge else ""
+    return (
+        f'Revert "{subject}"\n\n'
+        f"This reverts commit {sha}{mainline}.\n\n"
+        f"selfheal: the build fails at {sha[:12]} and passes at its parent {parent[:12]}.\n"
+        f"Build command: {build_command}\n"
+        f"Failure:\n{failure_block or '    (no output)'}\n\n"
+        f"{REVERT_TRAILER}: {sha}\n"
+    )
+
+
+class CommitCheck(BaseModel):
+    """One commit to guard (sent by the hook or ``selfheal commit check``)."""
+
+    repo_path: str
+    repo_name: str
+    sha: str
+    branch: str | None  # the branch the commit was made on; None when HEAD was detached
+    first_parent: str | None = None
+    policy: RollbackPolicy = Field(default_factory=RollbackPolicy)
+    escalation: EscalationLadder = Field(default_factory=EscalationLadder)
+    peers: dict[str, list[str]] = Field(default_factory=dict)  # the team, for escalations
+    lead: str | None = "MAX"
+    heartbeat_timeout: float = 10.0
+    requested_at: datetime | None = None
+    time_scale: float = 1.0
+
+
+class CommitGuardInput(BaseModel):
+    """Input of ``CommitGuard`` (id ``commit-<repo name>-<sha[:12]>``)."""
+
+    check: CommitCheck
+    recent_reverts: list[datetime] = Field(default_factory=list)
+
+
+class CommitQueueInput(BaseModel):
+    """Input of ``CommitQueue``, the per-repository serializer; carried across continue-as-new."""
+
+    repo_path: str
+    repo_name: str
+    pending: list[CommitCheck] = Field(default_factory=list)
+    guarded: list[str] = Field(default_factory=list)
+    last_guarded: dict[str, str] = Field(default_factory=dict)
+    reverts: list[datetime] = Field(default_factory=list)
+
+
+class CommitInfo(BaseModel):
+    sha: str
+    parents: list[str]
+    author: str
+    author_email: str
+    subject: str
+    message: str
+    committed_at: datetime
+    on_branch: bool  # still reachable from its branch (None branch: always True)
+
+    @property
+    def is_merge(self) -> bool:
+        return len(self.parents) > 1
+
+
+class InspectInput(BaseModel):
+    repo_path: str
+    sha: str
+    branch: str | None = None
+
+
+class BuildInput(BaseModel):
+    repo_path: str
+    sha: str
+    command: str
+    setup_command: str | None = None
+    timeout: float = 900.0
+    label: str = "build"
+
+
+class BuildResult(BaseModel):
+    sha: str
+    label: str = "build"
+    ok: bool
+    exit_code: int | None
+    broken_setup: bool = False
+    timed_out: bool = False
+    phase: Literal["setup", "build"] = "build"
+    duration: float = 0.0
+    tail: str = ""
+
+
+class RevertInput(BaseModel):
+    repo_path: str
+    sha: str
+    branch: str | None
+    build_command: str
+    failure: str
+    push: bool = False
+
+
+class RevertResult(BaseModel):
+    outcome: Literal["reverted", "existing", "refused", "gone"]
+    revert_sha: str | None = None
+    reason: str | None = None
+    tree_is_parent: bool = False  # the new head's tree is the (green) parent's: no build needed
+    pushed: bool | None = None
+    push_error: str | None = None
+
+
+class CommitsBetweenInput(BaseModel):
+    repo_path: str
+    base: str
+    head: str
+    limit: int = 20
+
+
+class GuardLedgerEntry(BaseModel):
+    """Input of ``ledger.record_commit_guard``: the guard's row as it is now (an upsert)."""
+
+    workflow_id: str
+    repo: str
+    repo_path: str
+    sha: str
+    branch: str | None = None
+    author: str | None = None
+    subject: str | None = None
+    build_command: str
+    state: GuardState
+    failure_tail: str | None = None
+    revert_sha: str | None = None
+    incident_key: str | None = None
+    committed_at: datetime | None = None
+    detected_at: datetime | None = None
+    reverted_at: datetime | None = None
+    verified_at: datetime | None = None
+
+
+class GuardStatus(BaseModel):
+    """What ``CommitGuard`` returns (and its ``status`` query): the commit's story so far."""
+
+    workflow_id: str
+    repo: str
+    sha: str
+    branch: str | None
+    state: GuardState = "running"
+    reason: str | None = None
+    author: str | None = None
+    subject: str | None = None
+    build_command: str = ""
+    builds: list[BuildResult] = Field(default_factory=list)
+    revert_sha: str | None = None
+    incident_key: str | None = None
+    incident_kind: str | None = None
+    escalation_id: str | None = None
+    escalations: list[str] = Field(default_factory=list)
+    committed_at: datetime | None = None
+    detected_at: datetime | None = None
+    reverted_at: datetime | None = None
+    verified_at: datetime | None = None
+    pushed: bool | None = None
+
+
+class QueueStatus(BaseModel):
+    repo: str
+    current: str | None = None
+    pending: list[str] = Field(default_factory=list)
+    guarded: list[str] = Field(default_factory=list)
+    reverts_in_window: int = 0

@@ -1,0 +1,83 @@
+"""Real git repositories with a real (tiny) build for the rollback tests, demo and bench."""
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BUILD_SCRIPT = '''\
+import pathlib, sys, time
+time.sleep(float(pathlib.Path("build.delay").read_text() or 0))
+text = pathlib.Path("app.txt").read_text()
+if pathlib.Path("slow.txt").exists():
+    time.sleep(float(pathlib.Path("slow.txt").read_text()))
+if "FLAKY" in text:
+    counter = pathlib.Path(text.split("FLAKY", 1)[1].split()[0])
+    if not counter.exists():
+        counter.write_text("failed once")
+        sys.exit("error: a flaky failure (timing)")
+if "BROKEN" in text:
+    print("compiling app.txt ...")
+    sys.exit("error: app.txt: syntax error near BROKEN")
+print("build ok")
+'''
+BUILD = f"{sys.executable} build.py"
+
+
+def git(repo: Path, *args: str, check: bool = True) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env |= {"GIT_OPTIONAL_LOCKS": "0"}
+    out = subprocess.run(
+        ["git", "-c", "core.hooksPath=/dev/null", *args], cwd=repo, env=env, check=check,
+        capture_output=True, text=True,
+    )  # fmt: skip
+    return out.stdout.strip()
+
+
+def make_repo(path: Path, delay: float = 0.05) -> Path:
+    path.mkdir(parents=True)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.name", "SAM")
+    git(path, "config", "user.email", "sam@example.com")
+    (path / "build.py").write_text(BUILD_SCRIPT)
+    (path / "build.delay").write_text(str(delay))
+    (path / "app.txt").write_text("ok\n")
+    commit(path, "initial", add=["build.py", "build.delay", "app.txt"])
+    return path
+
+
+def commit(repo: Path, message: str, files: dict[str, str] | None = None,
+           add: list[str] | None = None) -> str:  # fmt: skip
+    for name, text in (files or {}).items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text)
+    git(repo, "add", *(add or list(files or {})))
+    git(repo, "commit", "-q", "-m", message)
+    return git(repo, "rev-parse", "HEAD")
+
+
+def log(repo: Path, rev: str = "HEAD") -> list[str]:
+    return git(repo, "log", "--format=%H", rev).split()
+
+
+def message(repo: Path, sha: str) -> str:
+    return git(repo, "log", "-1", "--format=%B", sha)
+
+
+def snapshot(repo: Path) -> dict[str, object]:
+    """Everything a guard must leave alone: status, HEAD, refs, index and every file's hash."""
+    files = {}
+    for p in sorted(repo.rglob("*")):
+        if p.is_file() and ".git" not in p.relative_to(repo).parts:
+            files[str(p.relative_to(repo))] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return {
+        "status": git(repo, "status", "--porcelain", "--untracked-files=all"),
+        "head": git(repo, "rev-parse", "HEAD"),
+        "symbolic": git(repo, "symbolic-ref", "-q", "HEAD", check=False),
+        "refs": git(repo, "for-each-ref", "--format=%(refname) %(objectname)"),
+        "index": hashlib.sha256((repo / ".git" / "index").read_bytes()).hexdigest(),
+        "stage": git(repo, "ls-files", "--stage"),
+        "files": files,
+        "worktrees": git(repo, "worktree", "list", "--porcelain"),
+    }

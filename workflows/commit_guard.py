@@ -1,0 +1,332 @@
+"""CommitGuard: one commit's saga (M2.2) — build, confirm, revert, verify, tell #dev.
+
+The forward step is the commit itself (already made); its compensation, declared here, is a
+``git revert`` of exactly that commit, run only once the failure is confirmed: a failing build is
+run once more while the parent is built (at the same time); a pass on the re-run is a flake, a red
+parent means the commit is not the culprit. Anything the guard cannot settle safely (a red parent,
+a revert that does not fix the build, a dirty tree, a conflict, the daily cap, a broken setup)
+opens an incident and starts the ``Escalation`` ladder as an abandoned child, so it outlives us.
+"""
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from selfheal import search_attributes as sa
+    from selfheal.ids import Activities, escalation_workflow_id
+    from selfheal.models import EscalationInput, IncidentRecord, IncidentUpdate, Notice
+    from selfheal.rollback import (
+        REVERT_WINDOW,
+        BuildInput,
+        BuildResult,
+        CommitActivities,
+        CommitGuardInput,
+        CommitInfo,
+        GuardLedgerEntry,
+        GuardState,
+        GuardStatus,
+        InspectInput,
+        RevertInput,
+        RevertResult,
+        is_revert,
+        opted_out,
+        tail_lines,
+    )
+
+_SHORT = timedelta(seconds=60)
+_GIT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=10,
+    non_retryable_error_types=["GitError"],
+)
+_NOTIFY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=60),
+    maximum_attempts=0,
+)
+# Incident kind per final state; "passed" and "skipped" open none.
+_INCIDENT: dict[str, str] = {
+    "flaky": "flaky-build",
+    "parent-broken": "parent-broken",
+    "setup-broken": "broken-setup",
+    "reverted": "broken-build",
+    "revert-failed": "revert-failed",
+    "refused": "revert-refused",
+    "capped": "revert-cap",
+    "opted-out": "revert-opted-out",
+    "disabled": "revert-disabled",
+}
+_NO_ESCALATION = frozenset({"passed", "skipped", "flaky", "reverted"})
+
+
+@workflow.defn(name="CommitGuard")
+class CommitGuard:
+    @workflow.init
+    def __init__(self, input: CommitGuardInput) -> None:
+        c = input.check
+        self._check = c
+        self._status = GuardStatus(
+            workflow_id=workflow.info().workflow_id,
+            repo=c.repo_name,
+            sha=c.sha,
+            branch=c.branch,
+            build_command=c.policy.build_command,
+        )
+        self._info: CommitInfo | None = None
+        self._failure = ""
+
+    @workflow.run
+    async def run(self, input: CommitGuardInput) -> GuardStatus:
+        c, s = self._check, self._status
+        workflow.upsert_search_attributes(
+            [sa.KIND.value_set("commit"), sa.STATE.value_set("running")]
+        )
+        self._info = info = await workflow.execute_activity(
+            CommitActivities.INSPECT,
+            InspectInput(repo_path=c.repo_path, sha=c.sha, branch=c.branch),
+            result_type=CommitInfo, start_to_close_timeout=_SHORT, retry_policy=_GIT_RETRY,
+            summary=f"read commit {c.sha[:12]}",
+        )  # fmt: skip
+        s.author, s.subject, s.committed_at = info.author, info.subject, info.committed_at
+        workflow.upsert_search_attributes([sa.AGENT.value_set(self._route()[0])])
+        if not info.on_branch:
+            return await self._finish("skipped", f"{c.sha[:12]} is no longer on {c.branch}")
+
+        self._describe(f"building {c.sha[:12]}")
+        first = await self._build(c.sha, "build")
+        if first.ok:
+            return await self._finish("passed", "the build is green")
+        if first.broken_setup:
+            return await self._finish("setup-broken", self._setup_reason(first))
+        s.detected_at = workflow.now()
+        self._failure = first.tail
+
+        # Confirm before blaming: the same build again, and the parent's, side by side.
+        self._describe(f"build failed; re-running it and building the parent of {c.sha[:12]}")
+        parent_sha = info.parents[0] if info.parents else None
+        rerun, parent = await asyncio.gather(
+            self._build(c.sha, "re-run"),
+            self._build(parent_sha, "parent build") if parent_sha else _none(),
+        )
+        if parent:
+            self._status.builds[-2:] = [rerun, parent]  # in a fixed order, not finishing order
+        broken = next((b for b in (rerun, parent) if b and b.broken_setup), None)
+        if broken:
+            return await self._finish("setup-broken", self._setup_reason(broken))
+        if rerun.ok:
+            return await self._finish("flaky", "failed once, passed on the re-run: a flaky build")
+        if parent is None:
+            return await self._finish("refused", "a root commit has no parent to go back to")
+        if not parent.ok:
+            return await self._finish(
+                "parent-broken", f"the parent {parent_sha[:12]} fails too: not this commit's fault"
+            )
+
+        # The culprit: this commit breaks a green build.
+        if is_revert(info.message):
+            return await self._finish("refused", "the commit is itself a revert; never reverted")
+        if opted_out(info.message):
+            return await self._finish("opted-out", "the commit says Selfheal-No-Revert: true")
+        if not c.policy.enabled:
+            return await self._finish("disabled", "automatic rollback is off (kill switch)")
+        now = workflow.now()
+        recent = [t for t in input.recent_reverts if (now - t).total_seconds() < REVERT_WINDOW]
+        if len(recent) >= c.policy.max_reverts_per_day:
+            return await self._finish(
+                "capped", f"{len(recent)} auto-reverts in 24 h (the cap is "
+                f"{c.policy.max_reverts_per_day}); escalating instead",
+            )  # fmt: skip
+        return await self._compensate()
+
+    async def _compensate(self) -> GuardStatus:
+        """The saga's compensation: revert exactly the culprit on its branch, then verify."""
+        c, s = self._check, self._status
+        self._describe(f"reverting {c.sha[:12]} on {c.branch}")
+        revert = await workflow.execute_activity(
+            CommitActivities.REVERT,
+            RevertInput(
+                repo_path=c.repo_path, sha=c.sha, branch=c.branch,
+                build_command=c.policy.build_command, failure=self._failure, push=c.policy.push,
+            ),
+            result_type=RevertResult, start_to_close_timeout=timedelta(minutes=5),
+            heartbeat_timeout=timedelta(seconds=c.heartbeat_timeout), retry_policy=_GIT_RETRY,
+            summary=f"git revert {c.sha[:12]} on {c.branch}",
+        )  # fmt: skip
+        if revert.outcome == "gone":
+            return await self._finish("skipped", revert.reason or "the commit is gone")
+        if revert.outcome == "refused" or not revert.revert_sha:
+            return await self._finish("refused", f"not reverted: {revert.reason}")
+        s.revert_sha, s.pushed = revert.revert_sha, revert.pushed
+        s.reverted_at = workflow.now()
+        self._set_state("reverted")
+
+        if not revert.tree_is_parent:
+            self._describe(f"verifying the revert {revert.revert_sha[:12]}")
+            verify = await self._build(revert.revert_sha, "verify")
+            if not verify.ok:
+                return await self._finish(
+                    "revert-failed", f"the revert {revert.revert_sha[:12]} does not build either"
+                )
+        # When the culprit was the tip, the revert's tree is the parent's, built green above.
+        s.verified_at = workflow.now()
+        how = "its tree is the green parent's" if revert.tree_is_parent else "it builds green"
+        return await self._finish("reverted", f"reverted by {revert.revert_sha[:12]}; {how}")
+
+    @workflow.query
+    def status(self) -> GuardStatus:
+        return self._status
+
+    @workflow.signal
+    def escalated(self, body: Any) -> None:
+        """From the Escalation ladder: a step fired (recorded; the guard may have finished)."""
+        if isinstance(body, dict) and body.get("step"):
+            self._status.escalations.append(f"{body['step']} → {body.get('target', '?')}")
+
+    async def _build(self, sha: str, label: str) -> BuildResult:
+        c = self._check
+        result = await workflow.execute_activity(
+            CommitActivities.BUILD,
+            BuildInput(
+                repo_path=c.repo_path, sha=sha, command=c.policy.build_command,
+                setup_command=c.policy.setup_command, timeout=c.policy.build_timeout, label=label,
+            ),
+            result_type=BuildResult,
+            start_to_close_timeout=timedelta(seconds=c.policy.build_timeout + 120),
+            heartbeat_timeout=timedelta(seconds=c.heartbeat_timeout),
+            retry_policy=_GIT_RETRY,
+            summary=f"{label} of {sha[:12]}: {c.policy.build_command}",
+        )  # fmt: skip
+        self._status.builds.append(result)
+        return result
+
+    def _setup_reason(self, build: BuildResult) -> str:
+        return (
+            f"the {build.phase} command could not run (exit {build.exit_code}): a broken setup, "
+            f"not a broken commit"
+        )
+
+    def _route(self) -> tuple[str, str | None, str | None]:
+        """(agent, peer, lead): the author if an agent of the team, else the lead."""
+        c = self._check
+        author = (self._status.author or "").split()[0].upper() if self._status.author else ""
+        agent = author if author in c.peers else (c.lead or author or "selfheal")
+        peers = c.peers.get(agent, [])
+        return agent, (peers[0] if peers else None), c.lead
+
+    async def _finish(self, state: GuardState, reason: str) -> GuardStatus:
+        s = self._status
+        s.reason = reason
+        self._set_state(state)
+        self._describe(reason)
+        kind = _INCIDENT.get(state)
+        if kind:
+            s.incident_key, s.incident_kind = s.workflow_id, kind
+            await self._open_incident(kind, reason)
+        await self._record()
+        if kind:
+            self._notify(kind, reason)
+        if state not in _NO_ESCALATION:
+            await self._escalate(kind or state, reason)
+        elif state == "reverted":
+            await workflow.execute_activity(
+                Activities.UPDATE_INCIDENT,
+                IncidentUpdate(key=s.workflow_id, status="resolved", at=workflow.now(),
+                               by="selfheal", note=reason, details=self._details()),
+                start_to_close_timeout=_SHORT, summary="ledger: incident resolved by the revert",
+            )  # fmt: skip
+        return s
+
+    def _details(self) -> dict[str, Any]:
+        s, c = self._status, self._check
+        return {
+            "repo": s.repo, "repo_path": c.repo_path, "commit": s.sha, "branch": s.branch,
+            "author": s.author, "subject": s.subject, "build_command": s.build_command,
+            "failure_tail": tail_lines(self._failure, 40, 400) or None,
+            "revert_sha": s.revert_sha, "committed_at": s.committed_at,
+            "detected_at": s.detected_at, "reverted_at": s.reverted_at,
+            "verified_at": s.verified_at,
+        }  # fmt: skip
+
+    async def _open_incident(self, kind: str, reason: str) -> None:
+        s = self._status
+        await workflow.execute_activity(
+            Activities.OPEN_INCIDENT,
+            IncidentRecord(
+                key=s.workflow_id, kind=kind, subject=s.workflow_id, task_id=s.workflow_id,
+                agent=self._route()[0], title=f"{s.repo}@{s.sha[:12]}: {s.subject or ''}",
+                reason=reason, opened_at=workflow.now(), details=self._details(),
+            ),
+            start_to_close_timeout=_SHORT, summary=f"ledger: {kind} incident",
+        )  # fmt: skip
+
+    async def _record(self) -> None:
+        s = self._status
+        await workflow.execute_activity(
+            CommitActivities.RECORD_GUARD,
+            GuardLedgerEntry(
+                workflow_id=s.workflow_id, repo=s.repo, repo_path=self._check.repo_path, sha=s.sha,
+                branch=s.branch, author=s.author, subject=s.subject,
+                build_command=s.build_command, state=s.state,
+                failure_tail=tail_lines(self._failure, 40, 400) or None, revert_sha=s.revert_sha,
+                incident_key=s.incident_key, committed_at=s.committed_at,
+                detected_at=s.detected_at, reverted_at=s.reverted_at, verified_at=s.verified_at,
+            ),
+            start_to_close_timeout=_SHORT, summary=f"ledger: commit {s.sha[:12]} {s.state}",
+        )  # fmt: skip
+
+    def _notify(self, kind: str, reason: str) -> None:
+        """#dev is told; the notice retries while the endpoint is down, nobody waits for it."""
+        s = self._status
+        where = f"`{s.sha[:12]}` on {s.repo}/{s.branch or '(detached)'}"
+        who = f" by {s.author}" if s.author else ""
+        icon = {"broken-build": ":rewind:", "flaky-build": ":game_die:"}.get(kind, ":warning:")
+        text = f"{icon} {kind}: {where} ({s.subject!r}{who}): {reason}"
+        fields = {"build": s.build_command, "commit": s.sha}
+        if s.revert_sha:
+            fields["revert"] = s.revert_sha
+        if self._failure:
+            fields["failure"] = f"```{tail_lines(self._failure, 8, 160)}```"
+        workflow.start_activity(
+            Activities.NOTIFY,
+            Notice(target="dev", text=text, idempotency_key=f"{s.workflow_id}:{kind}",
+                   incident_key=s.workflow_id, fields=fields),
+            start_to_close_timeout=timedelta(seconds=30), retry_policy=_NOTIFY_RETRY,
+            summary=f"tell #dev: {kind}",
+        )  # fmt: skip
+
+    async def _escalate(self, kind: str, reason: str) -> None:
+        s, c = self._status, self._check
+        agent, peer, lead = self._route()
+        s.escalation_id = escalation_workflow_id(s.workflow_id, 1)
+        await workflow.start_child_workflow(
+            "Escalation",
+            EscalationInput(
+                incident_key=s.workflow_id, n=1, kind=kind, subject=s.workflow_id,
+                task_id=s.workflow_id, title=f"{s.repo}@{s.sha[:12]}: {s.subject or ''}",
+                agent=agent, peer=peer, lead=lead, reason=reason,
+                last_error=tail_lines(self._failure, 20) or None, since=workflow.now(),
+                ladder=c.escalation, first_step="peer", context=self._details(),
+                peers=c.peers, time_scale=c.time_scale,
+            ),
+            id=s.escalation_id,
+            parent_close_policy=ParentClosePolicy.ABANDON,
+            static_summary=f"escalate {kind}: {s.repo}@{s.sha[:12]}",
+        )  # fmt: skip
+
+    def _set_state(self, state: GuardState) -> None:
+        self._status.state = state
+        workflow.upsert_search_attributes([sa.STATE.value_set(state)])
+
+    def _describe(self, details: str) -> None:
+        s = self._status
+        workflow.set_current_details(f"**{s.state}** · {s.repo}@{s.sha[:12]} · {details}")
+
+
+async def _none() -> None:
+    return None
