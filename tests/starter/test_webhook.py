@@ -7,8 +7,10 @@ import hashlib
 import hmac
 import json
 import secrets
+import sys
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -421,3 +423,35 @@ async def test_property_arbitrary_json_and_headers_never_5xx_never_unsigned_work
     assert found == started_signed
     for workflow_id in found:
         await local_env.client.get_workflow_handle(workflow_id).terminate("test over")
+
+
+async def selfheal(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "selfheal"), *args, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+async def test_pr_replay_signs_and_posts_a_saved_payload(
+    api: str, local_env: WorkflowEnvironment, tmp_path: Path
+):
+    head, name = sha(), repo()
+    saved = tmp_path / "opened.json"
+    saved.write_text(json.dumps(pull_request_event("opened", head, repo=name, number=8)))
+    env = {"PATH": "/usr/bin:/bin", "SELFHEAL_GITHUB_SECRET": SECRET, "HOME": str(tmp_path)}
+    code, out, _ = await selfheal("pr", "replay", str(saved), "--url", api, "--delivery", "d-8",
+                                  env=env)  # fmt: skip
+    assert code == 0 and out.strip() == f"201 pr-octo-{name}-8-{head[:12]}"
+    code, out, _ = await selfheal("pr", "replay", str(saved), "--url", api, "--delivery", "d-8",
+                                  "--json", env=env)  # fmt: skip
+    answer = json.loads(out)
+    assert code == 0 and answer["status"] == 200 and answer["answer"]["duplicate"] is True
+    code, out, _ = await selfheal("pr", "replay", str(saved), "--url", api, "--event", "issues",
+                                  env=env)  # fmt: skip
+    assert code == 0 and out.startswith("202 event 'issues' is not reviewed")
+    code, _, err = await selfheal("pr", "replay", str(tmp_path / "missing.json"), env=env)
+    assert code == 2 and err.count("\n") == 1 and "cannot read" in err
+    code, _, err = await selfheal("pr", "replay", str(saved), env={"PATH": "/usr/bin:/bin"})
+    assert code == 2 and "SELFHEAL_GITHUB_SECRET" in err
