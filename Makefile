@@ -30,6 +30,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/retry_overhead.py
 	$(PY) bench/retry_success.py
+	$(PY) bench/webhook.py
 
 clean:
 	rm -rf $(VENV) .selfheal .pytest_cache

@@ -111,12 +111,11 @@ class PRReview:
                 ),
             )
         except ChildWorkflowError as err:
-            if workflow.cancellation_reason() is not None:
-                # This review was cancelled and its task with it: end as cancelled, not failed.
-                raise asyncio.CancelledError from err
+            _raise_if_cancelled(err)
             cause = err.cause.message if isinstance(err.cause, FailureError) else err.message
-            workflow.logger.warning("review task %s ended abnormally: %s",
-                                    self._result.task_workflow_id, cause)
+            workflow.logger.warning(
+                "review task %s ended abnormally: %s", self._result.task_workflow_id, cause
+            )
             return None
 
     async def _supersede_older(self) -> None:
@@ -126,19 +125,26 @@ class PRReview:
         me = self._result.workflow_id
         targets: list[str] = []
         if self._input.supersedes:
-            targets.append(pr_review_workflow_id(pr.owner, pr.repo, pr.number,
-                                                 self._input.supersedes))
+            targets.append(
+                pr_review_workflow_id(pr.owner, pr.repo, pr.number, self._input.supersedes)
+            )
         try:
             targets += await workflow.execute_activity(
                 Activities.FIND_OLDER_REVIEWS,
-                OlderReviewsQuery(owner=pr.owner, repo=pr.repo, number=pr.number, exclude=me,
-                                  updated_at=pr.updated_at),
+                OlderReviewsQuery(
+                    owner=pr.owner,
+                    repo=pr.repo,
+                    number=pr.number,
+                    exclude=me,
+                    updated_at=pr.updated_at,
+                ),
                 result_type=list[str],
                 start_to_close_timeout=timedelta(seconds=20),
                 retry_policy=_SWEEP_RETRY,
                 summary=f"find older running reviews of {pr.key}",
             )
         except ActivityError as err:
+            _raise_if_cancelled(err)
             workflow.logger.warning("could not look for older reviews: %s", err.cause or err)
         for target in dict.fromkeys(t for t in targets if t != me):
             try:
@@ -155,12 +161,10 @@ class PRReview:
         # with reason: superseded by …"); from a client it arrives as sent.
         superseded = SUPERSEDED_PREFIX in reason
         if superseded:
-            reason = reason[reason.index(SUPERSEDED_PREFIX):]
+            reason = reason[reason.index(SUPERSEDED_PREFIX) :]
         self._set_state("superseded" if superseded else "cancelled")
         self._describe(reason or "cancelled")
-        await self._commit_status(
-            "error", (reason if superseded else "review cancelled")[:140]
-        )
+        await self._commit_status("error", (reason if superseded else "review cancelled")[:140])
 
     async def _commit_status(self, state: CommitState, description: str) -> None:
         if not self._input.report_status:
@@ -170,8 +174,12 @@ class PRReview:
             result = await workflow.execute_activity(
                 Activities.SET_COMMIT_STATUS,
                 CommitStatusInput(
-                    owner=pr.owner, repo=pr.repo, sha=pr.head_sha, state=state,
-                    description=description[:140], context=self._input.status_context,
+                    owner=pr.owner,
+                    repo=pr.repo,
+                    sha=pr.head_sha,
+                    state=state,
+                    description=description[:140],
+                    context=self._input.status_context,
                     target_url=pr.url or None,
                 ),
                 result_type=CommitStatusResult,
@@ -181,6 +189,7 @@ class PRReview:
             )
             self._result.statuses.append(state if result.sent else f"{state} (not sent)")
         except ActivityError as err:
+            _raise_if_cancelled(err)
             # A status GitHub will not take must not fail the review itself.
             workflow.logger.warning("commit status %s not set: %s", state, err.cause or err)
             self._result.statuses.append(f"{state} (failed)")
@@ -206,6 +215,13 @@ class PRReview:
             f"**{self._result.state}** · {pr.key} at `{pr.short_sha}` · {details}\n\n"
             f"review task: {self._result.task_workflow_id}"
         )
+
+
+def _raise_if_cancelled(err: Exception) -> None:
+    """An activity or child that failed because this review was cancelled ends the review as
+    cancelled, not as a failure to shrug off."""
+    if workflow.cancellation_reason() is not None:
+        raise asyncio.CancelledError from err
 
 
 def review_memo(input: PRReviewInput) -> dict[str, Any]:
