@@ -229,8 +229,7 @@ class CommitGuard:
             s.incident_key, s.incident_kind = s.workflow_id, kind
             await self._open_incident(kind, reason)
         await self._record()
-        if kind:
-            self._notify(kind, reason)
+        notice = self._notify(kind, reason) if kind else None
         if state not in _NO_ESCALATION:
             await self._escalate(kind or state, reason)
         elif state == "reverted":
@@ -240,7 +239,19 @@ class CommitGuard:
                                by="selfheal", note=reason, details=self._details()),
                 start_to_close_timeout=_SHORT, summary="ledger: incident resolved by the revert",
             )  # fmt: skip
+        await self._tell_queue()
+        if notice:
+            # The queue has the verdict and goes on; this run stays open until #dev has the
+            # notice, since a closed workflow would drop a notice still retrying.
+            await notice
         return s
+
+    async def _tell_queue(self) -> None:
+        parent = workflow.info().parent
+        if parent:
+            await workflow.get_external_workflow_handle(parent.workflow_id).signal(
+                "verdict", self._status
+            )
 
     def _details(self) -> dict[str, Any]:
         s, c = self._status, self._check
@@ -280,8 +291,8 @@ class CommitGuard:
             start_to_close_timeout=_SHORT, summary=f"ledger: commit {s.sha[:12]} {s.state}",
         )  # fmt: skip
 
-    def _notify(self, kind: str, reason: str) -> None:
-        """#dev is told; the notice retries while the endpoint is down, nobody waits for it."""
+    def _notify(self, kind: str, reason: str) -> workflow.ActivityHandle[Any]:
+        """#dev is told; the notice retries while the endpoint is down."""
         s = self._status
         where = f"`{s.sha[:12]}` on {s.repo}/{s.branch or '(detached)'}"
         who = f" by {s.author}" if s.author else ""
@@ -292,7 +303,7 @@ class CommitGuard:
             fields["revert"] = s.revert_sha
         if self._failure:
             fields["failure"] = f"```{tail_lines(self._failure, 8, 160)}```"
-        workflow.start_activity(
+        return workflow.start_activity(
             Activities.NOTIFY,
             Notice(target="dev", text=text, idempotency_key=f"{s.workflow_id}:{kind}",
                    incident_key=s.workflow_id, fields=fields),

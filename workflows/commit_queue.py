@@ -9,7 +9,9 @@ After an hour with no work and no revert inside the cap's window it ends; it con
 after many guards so its history stays small.
 """
 
+import asyncio
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import WorkflowIDReusePolicy
@@ -46,6 +48,7 @@ class CommitQueue:
         self._last: dict[str, str] = dict(input.last_guarded)
         self._reverts = list(input.reverts)
         self._current: str | None = None
+        self._verdicts: dict[str, GuardStatus] = {}
 
     @workflow.run
     async def run(self, input: CommitQueueInput) -> QueueStatus:
@@ -78,6 +81,11 @@ class CommitQueue:
                         last_guarded=self._last, reverts=self._window(),
                     )
                 )  # fmt: skip
+
+    @workflow.signal
+    def verdict(self, status: GuardStatus) -> None:
+        """From a guard: its verdict, sent before it waits for its #dev notice to go out."""
+        self._verdicts[status.sha] = status
 
     @workflow.signal
     def enqueue(self, check: CommitCheck) -> None:
@@ -124,7 +132,7 @@ class CommitQueue:
         self._describe()
         status: GuardStatus | None = None
         try:
-            status = await workflow.execute_child_workflow(
+            child = await workflow.start_child_workflow(
                 CommitGuard.run,
                 CommitGuardInput(check=check, recent_reverts=self._window()),
                 id=guard_workflow_id(check.repo_name, check.sha),
@@ -132,6 +140,9 @@ class CommitQueue:
                 parent_close_policy=ParentClosePolicy.ABANDON,
                 static_summary=f"guard {check.repo_name}@{check.sha[:12]}",
             )
+            result = asyncio.ensure_future(_result(child))
+            await workflow.wait_condition(lambda: check.sha in self._verdicts or result.done())
+            status = self._verdicts.pop(check.sha, None) or result.result()
         except WorkflowAlreadyStartedError:
             workflow.logger.info("commit %s was guarded already", check.sha[:12])
         except ChildWorkflowError as err:  # one commit's trouble never blocks the queue
@@ -160,3 +171,7 @@ class CommitQueue:
             f"**{self._input.repo_name}** · {doing} · {len(self._pending)} pending · "
             f"{len(self._window())} auto-revert(s) in 24 h"
         )
+
+
+async def _result(child: workflow.ChildWorkflowHandle[Any, GuardStatus]) -> GuardStatus:
+    return await child

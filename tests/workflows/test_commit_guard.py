@@ -1,4 +1,4 @@
-"""CommitGuard end to end: real git repositories in temp dirs, real builds, a real Temporal server."""
+"""CommitGuard end to end: real git repos in temp dirs, real builds, a real Temporal server."""
 
 import asyncio
 import uuid
