@@ -1,0 +1,61 @@
+"""A worker SIGKILLed between the revert and its verify: after a restart, exactly one revert."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from temporalio.testing import WorkflowEnvironment
+
+from selfheal.config import Settings
+from starter.commits import build_check, enqueue, read_commit, wait_for_guard
+from tests.rollback_repo import BUILD, commit, log, make_repo, message
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_worker(env: WorkflowEnvironment, settings: Settings) -> subprocess.Popen[bytes]:
+    environment = os.environ | {
+        "TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
+        "SELFHEAL_TASK_QUEUE": settings.task_queue,
+        "SELFHEAL_DATA_DIR": str(settings.data_dir),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "starter.cli", "worker"], cwd=ROOT, env=environment,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+
+
+async def test_worker_killed_between_revert_and_verify(
+    local_env: WorkflowEnvironment, settings: Settings, tmp_path: Path
+):
+    repo = make_repo(tmp_path / "crashy")
+    bad = commit(repo, "break it", {"app.txt": "BROKEN\n"})
+    # HEAD moves on, so the revert is verified by a build, which takes a while (slow.txt).
+    commit(repo, "later", {"slow.txt": "2.5"})
+    client = local_env.client
+    worker = start_worker(local_env, settings)
+    try:
+        check = build_check(settings, read_commit(repo, bad), build=BUILD, heartbeat_timeout=2.0)
+        workflow_id = await enqueue(client, settings, check)
+        for _ in range(600):
+            if log(repo)[0] != log(repo)[1] and "Selfheal-Revert-Of" in message(repo, "HEAD"):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the revert never landed")
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+        worker = start_worker(local_env, settings)
+        status = await asyncio.wait_for(wait_for_guard(client, workflow_id), 60)
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+    assert status.state == "reverted", status.reason
+    reverts = [s for s in log(repo) if f"Selfheal-Revert-Of: {bad}" in message(repo, s)]
+    assert reverts == [status.revert_sha] and log(repo)[0] == status.revert_sha
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    assert any(e.HasField("activity_task_timed_out_event_attributes") or
+               e.activity_task_started_event_attributes.attempt > 1 for e in history.events)
