@@ -46,9 +46,9 @@ Scenario = Callable[[DemoContext], Awaitable[ScenarioResult]]
 
 
 def scenarios() -> list[Scenario]:
-    from starter.scenarios import retry, review
+    from starter.scenarios import retry, review, rollback
 
-    return [retry.run, review.run]
+    return [retry.run, review.run, rollback.run]
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:

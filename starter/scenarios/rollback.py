@@ -1,0 +1,106 @@
+"""Git rollback (M2.2): a scratch repo with a real build; a breaking commit is reverted, a flaky
+build is not, a good commit is left alone."""
+
+import asyncio
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from selfheal.rollback import GuardStatus
+from starter.commits import build_check, enqueue, read_commit, wait_for_guard
+from starter.demo import DemoContext, Metric, ScenarioResult
+
+# The project's build: byte-compile it, then run its checks — all real, all local.
+PY = shlex.quote(sys.executable)
+BUILD = f"{PY} -m compileall -q app && {PY} checks.py"
+CHECKS = """\
+import pathlib, sys
+sys.path.insert(0, ".")
+from app.prices import total
+assert total([1, 2, 3]) == 6, "total is wrong"
+flaky = pathlib.Path("flaky.txt")
+if flaky.exists():  # a timing-dependent check: fails on its first run only
+    marker = pathlib.Path(flaky.read_text().strip())
+    if not marker.exists():
+        marker.write_text("failed once")
+        sys.exit("checks: warm-up race in the cache check (flaky)")
+print("checks passed")
+"""
+GOOD = "def total(xs):\n    return sum(xs)\n"
+DOCS = "Prices: `total(xs)` adds them up.\n"
+BROKEN = "def total(xs)\n    return sum(xs)\n"  # the missing colon breaks compileall
+
+
+def _git(repo: Path, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    done = subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True,
+                          text=True)  # fmt: skip
+    return done.stdout.strip()
+
+
+def _commit(repo: Path, message: str, files: dict[str, str]) -> str:
+    for name, text in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text)
+    _git(repo, "add", *files)
+    _git(repo, "commit", "-q", "-m", message)
+    return _git(repo, "rev-parse", "HEAD")
+
+
+def _scratch_repo(root: Path) -> Path:
+    repo = root / "shop"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "config", "user.name", "SAM")
+    _git(repo, "config", "user.email", "sam@example.com")
+    _commit(repo, "initial", {"app/__init__.py": "", "app/prices.py": GOOD, "checks.py": CHECKS})
+    return repo
+
+
+async def _guard(ctx: DemoContext, repo: Path) -> GuardStatus:
+    check = build_check(ctx.settings, read_commit(repo), build=BUILD)
+    return await wait_for_guard(ctx.client, await enqueue(ctx.client, ctx.settings, check))
+
+
+async def run(ctx: DemoContext) -> ScenarioResult:
+    result = ScenarioResult(
+        "git rollback (M2.2)", ["commit", "change", "verdict", "builds", "revert", "Temporal UI"]
+    )
+    root = Path(tempfile.mkdtemp(prefix="selfheal-demo-rollback-"))
+    try:
+        repo = await asyncio.to_thread(_scratch_repo, root)
+        cases = [
+            ("docs", "add docs", {"README.md": DOCS}, "passed"),
+            ("break", "prices: refactor total()", {"app/prices.py": BROKEN}, "reverted"),
+            ("flaky", "cache: warm-up check", {"flaky.txt": str(root / "flaky-ran")}, "flaky"),
+        ]
+        took: float | None = None
+        for label, message, files, expected in cases:
+            committed = datetime.now(UTC)
+            sha = await asyncio.to_thread(_commit, repo, message, files)
+            status = await _guard(ctx, repo)
+            if label == "break" and status.reverted_at:
+                took = (status.reverted_at - committed).total_seconds()
+            builds = ",".join("ok" if b.ok else "fail" for b in status.builds)
+            result.rows.append([
+                sha[:12], message, status.state, builds, (status.revert_sha or "")[:12],
+                ctx.link(status.workflow_id),
+            ])  # fmt: skip
+            if status.state != expected:
+                result.failures.append(f"{message}: {status.state} ({status.reason}), "
+                                       f"expected {expected}")  # fmt: skip
+        text = (repo / "app" / "prices.py").read_text()
+        if text != GOOD:
+            result.failures.append("the breaking change is still in the tree after the revert")
+        result.metrics.append(Metric(
+            "breaking commit → reverted", f"{took:.1f}s" if took is not None else "not reverted",
+            "< 2 min", took is not None and took < 120,
+        ))  # fmt: skip
+    finally:
+        await asyncio.to_thread(shutil.rmtree, root, True)
+    return result
