@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(PY) bench/retry_overhead.py
 	$(PY) bench/retry_success.py
 	$(PY) bench/webhook.py
+	$(PY) bench/rollback.py
 
 clean:
 	rm -rf $(VENV) .selfheal .pytest_cache
