@@ -178,7 +178,10 @@ class AgentActivities:
             return AgentRunResult(outcome="succeeded", output=output, exit_code=0)
         error = f"exit code {code}: {output[-1500:]}" if output else f"exit code {code}"
         return AgentRunResult(
-            outcome="failed", output=output, error=error, error_kind=classify(output, code),
+            outcome="failed",
+            output=output,
+            error=error,
+            error_kind=classify(output, code),
             exit_code=code,
         )
 
@@ -186,7 +189,8 @@ class AgentActivities:
         url = input.adapter.url or self.settings.agent(input.agent).url
         if not url:
             return AgentRunResult(
-                outcome="failed", error=f"no URL configured for agent {input.agent}",
+                outcome="failed",
+                error=f"no URL configured for agent {input.agent}",
                 error_kind="permanent",
             )
         body = input.model_dump(mode="json", exclude={"adapter"}) | {

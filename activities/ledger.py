@@ -150,9 +150,7 @@ class Ledger:
         row = entry.model_dump() | {"created_at": now, "updated_at": now}
         with self.engine.begin() as conn:
             conn.execute(
-                self._upsert(
-                    tasks, row, ["agent", "state", "result", "attempts", "updated_at"]
-                )
+                self._upsert(tasks, row, ["agent", "state", "result", "attempts", "updated_at"])
             )
 
     def record_attempt(self, entry: AttemptLedgerEntry) -> None:

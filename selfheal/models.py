@@ -52,6 +52,7 @@ class TaskInput(BaseModel):
     context: dict[str, Any] = Field(default_factory=dict)
     hints: list[str] = Field(default_factory=list)
     time_scale: float = 1.0
+    lead_adapter: AdapterSpec = Field(default_factory=lambda: AdapterSpec(kind="sim", sim="ok"))
 
 
 class AttemptRecord(BaseModel):
@@ -73,6 +74,23 @@ class EscalationRecord(BaseModel):
     incident: int = 1
 
 
+class IncidentSummary(BaseModel):
+    """One stuck/blocked/failed incident of a task, as its status document shows it."""
+
+    n: int
+    key: str
+    kind: Literal["stuck", "blocked", "failed"]
+    reason: str
+    since: datetime
+    opened_at: datetime
+    stuck_at: datetime | None = None
+    status: Literal["open", "acknowledged", "resolved", "closed"] = "open"
+    acknowledged_by: str | None = None
+    resolved_at: datetime | None = None
+    resolution: str | None = None
+    escalation_id: str
+
+
 class TaskStatus(BaseModel):
     """The task status document (query ``status``, ``selfheal task show --json``)."""
 
@@ -85,6 +103,8 @@ class TaskStatus(BaseModel):
     attempts: list[AttemptRecord] = Field(default_factory=list)
     escalations: list[EscalationRecord] = Field(default_factory=list)
     result: str | None = None
+    incidents: list[IncidentSummary] = Field(default_factory=list)
+    next_step: str | None = None
     blocked_reason: str | None = None
     last_progress_at: datetime | None = None
     notes: list[str] = Field(default_factory=list)
@@ -160,6 +180,23 @@ class Resolve(BaseModel):
     note: str = ""
 
 
+class Escalated(BaseModel):
+    """Signal from an ``Escalation`` to its subject: a step fired."""
+
+    incident: int
+    step: Literal["peer", "lead", "ceo"]
+    target: str
+    at: datetime
+    lead_workflow_id: str | None = None
+
+
+class CloseIncident(BaseModel):
+    """Signal to an ``Escalation``: the incident is over, no further steps."""
+
+    reason: Literal["resolved", "progress", "finished", "cancelled"]
+    note: str = ""
+
+
 # Incidents, notices and escalation (M2.4); CommitGuard (M2.2) uses the same pieces.
 IncidentStatus = Literal["open", "acknowledged", "resolved", "closed"]
 EscalationStep = Literal["peer", "lead", "ceo"]
@@ -232,6 +269,9 @@ class EscalationInput(BaseModel):
     retry: RetryLadder = Field(default_factory=RetryLadder)
     stuck: StuckPolicy = Field(default_factory=StuckPolicy)
     context: dict[str, Any] = Field(default_factory=dict)
+    lead_adapter: AdapterSpec = Field(default_factory=lambda: AdapterSpec(kind="sim", sim="ok"))
+    peers: dict[str, list[str]] = Field(default_factory=dict)
+    time_scale: float = 1.0
 
 
 class EscalationOutcome(BaseModel):

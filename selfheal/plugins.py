@@ -19,11 +19,13 @@ from activities.build import build
 from activities.git import GitActivities
 from activities.github import GitHubActivities
 from activities.ledger import CommitGuardLedgerActivities, Ledger, LedgerActivities
+from activities.notify import NotifyActivities
 from activities.review import ReviewActivities
 from selfheal.config import Settings, load_settings
 from workflows.agent_task import AgentTask
 from workflows.commit_guard import CommitGuard
 from workflows.commit_queue import CommitQueue
+from workflows.escalation import Escalation
 from workflows.pr_review import PRReview
 
 ActivityFactory = Callable[[Client], Sequence[Callable[..., Any]]]
@@ -44,11 +46,21 @@ class CapabilityPlugin(SimplePlugin):
 
 def auto_retry(settings: Settings, ledger: Ledger) -> CapabilityPlugin:
     """M2.1: AgentTask, the agent adapters and the ledger."""
+
     def make(client: Client) -> Sequence[Callable[..., Any]]:
         agents, book = AgentActivities(settings, client), LedgerActivities(ledger)
-        return [agents.run, book.record_task, book.record_attempt]
+        return [agents.run, *book.all()]
 
     return CapabilityPlugin("selfheal.AutoRetry", [AgentTask], make)
+
+
+def blocker_detection(settings: Settings, ledger: Ledger) -> CapabilityPlugin:
+    """M2.4: the Escalation ladder and its notices (stuck detection lives in AgentTask)."""
+
+    def make(client: Client) -> Sequence[Callable[..., Any]]:
+        return [NotifyActivities(settings, ledger).send]
+
+    return CapabilityPlugin("selfheal.BlockerDetection", [Escalation], make)
 
 
 def pr_review(settings: Settings, ledger: Ledger) -> CapabilityPlugin:
@@ -83,8 +95,9 @@ class SelfHealing(SimplePlugin):
         super().__init__("selfheal.SelfHealing", data_converter=pydantic_data_converter)
         self.settings = settings or load_settings()
         self.ledger = Ledger(self.settings.ledger_url)
-        self.capabilities = list(capabilities or [
+        self.capabilities = list(capabilities if capabilities is not None else [
             auto_retry(self.settings, self.ledger),
+            blocker_detection(self.settings, self.ledger),
             pr_review(self.settings, self.ledger),
             rollback(self.settings, self.ledger),
         ])  # fmt: skip

@@ -61,8 +61,11 @@ async def task_start(args: argparse.Namespace) -> int:
     kind = args.adapter or ("sim" if args.sim else None)
     if args.time_scale is not None and args.time_scale <= 0:
         raise UsageError(f"--time-scale must be positive, got {args.time_scale:g}")
-    adapter = AdapterSpec(kind=kind, sim=args.sim, command=args.shell_command, url=args.url) \
-        if kind else None
+    adapter = (
+        AdapterSpec(kind=kind, sim=args.sim, command=args.shell_command, url=args.url)
+        if kind
+        else None
+    )
     input = build_task_input(
         settings,
         agent=args.agent,
@@ -81,8 +84,9 @@ async def task_start(args: argparse.Namespace) -> int:
             raise UsageError(f"task {input.id} already exists") from None
         raise UsageError(f"could not start task: {err.message}") from None
     if not args.wait:
-        print(json.dumps({"workflow_id": handle.id, "task_id": input.id}) if args.json
-              else handle.id)
+        print(
+            json.dumps({"workflow_id": handle.id, "task_id": input.id}) if args.json else handle.id
+        )
         return 0
     status = await handle.result()
     _print_status(status, args.json)
@@ -120,8 +124,11 @@ async def _signal(args: argparse.Namespace, name: str, body: dict[str, str]) -> 
     if description.status != WorkflowExecutionStatus.RUNNING:
         raise UsageError(f"task {args.id} has finished; signals to it are ignored")
     await handle.signal(name, body)
-    print(json.dumps({"workflow_id": handle.id, "signal": name, "body": body}) if args.json
-          else f"{name} sent to {handle.id}")
+    print(
+        json.dumps({"workflow_id": handle.id, "signal": name, "body": body})
+        if args.json
+        else f"{name} sent to {handle.id}"
+    )
     return 0
 
 

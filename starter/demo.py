@@ -62,8 +62,11 @@ async def run_scenarios(
     settings: Settings, client: Client, ui_url: str | None, as_json: bool = False
 ) -> int:
     ctx = DemoContext(settings=settings, client=client, ui_url=ui_url)
-    print(f"selfheal demo: time scale {settings.time_scale:g} (1 policy minute = "
-          f"{60 / settings.time_scale:g}s), task queue {settings.task_queue}", flush=True)
+    print(
+        f"selfheal demo: time scale {settings.time_scale:g} (1 policy minute = "
+        f"{60 / settings.time_scale:g}s), task queue {settings.task_queue}",
+        flush=True,
+    )
     worker = Worker(client, task_queue=settings.task_queue, plugins=[SelfHealing(settings)])
     async with worker:
         results = await asyncio.gather(*(scenario(ctx) for scenario in scenarios()))
@@ -77,10 +80,12 @@ async def run_scenarios(
         if not metric.ok:
             failures.append(f"{metric.name} is {metric.value}, target {metric.target}")
     print("\n== seed success metrics, as measured")
-    print(table(
-        ["metric", "measured", "target", "check"],
-        [[m.name, m.value, m.target, "ok" if m.ok else "FAILED"] for m in metrics],
-    ))
+    print(
+        table(
+            ["metric", "measured", "target", "check"],
+            [[m.name, m.value, m.target, "ok" if m.ok else "FAILED"] for m in metrics],
+        )
+    )
     if as_json:
         print(json.dumps([m.__dict__ for m in metrics], indent=2))
     for failure in failures:

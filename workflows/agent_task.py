@@ -1,17 +1,29 @@
-"""AgentTask: one unit of agent work that retries itself on a declared ladder (M2.1).
+"""AgentTask: one unit of agent work that heals itself.
 
-Each attempt is one ``agent.run`` activity. Its failure is classified, then the next attempt waits
-on a durable timer and runs with a different strategy; an ``agent`` failure moves the work to a
-peer, a ``permanent`` one stops at once. Infrastructure blips (a lost worker, a network error
-reaching the agent) are retried by the activity's retry policy and never use up a ladder step.
+Auto-retry (M2.1): each attempt is one ``agent.run`` activity. Its failure is classified, then the
+next attempt waits on a durable timer and runs with a different strategy; an ``agent`` failure
+moves the work to a peer, a ``permanent`` one stops at once. Infrastructure blips (a lost worker,
+a network error reaching the agent) are retried by the activity's retry policy and never use up
+a ladder step.
+
+Blocker detection (M2.4): while an attempt runs, a durable timer is armed from the last progress,
+so silence is noticed at the threshold itself. No progress for the first escalation step (15 min)
+opens a ``stuck`` incident, and the task's state is ``stuck`` once the stuck threshold (30 min)
+passes; the same fingerprint failing three times, or a ``mark_blocked`` signal, opens a
+``blocked`` incident and pauses the ladder until it is resolved. Each incident runs an
+``Escalation`` child; a final failure escalates straight to the lead.
 """
 
-from datetime import timedelta
-from typing import Any, TypeVar
+import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, TimeoutError
+from temporalio.exceptions import ActivityError
+from temporalio.exceptions import TimeoutError as TemporalTimeoutError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
@@ -19,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from selfheal import search_attributes as sa
     from selfheal.durations import format_duration
     from selfheal.errors import ErrorKind, classify, fingerprint
-    from selfheal.ids import Activities
+    from selfheal.ids import Activities, escalation_workflow_id
     from selfheal.models import (
         FINAL_STATES,
         Acknowledge,
@@ -28,6 +40,13 @@ with workflow.unsafe.imports_passed_through():
         AttemptLedgerEntry,
         AttemptRecord,
         AttemptStrategy,
+        CloseIncident,
+        Escalated,
+        EscalationInput,
+        EscalationRecord,
+        IncidentRecord,
+        IncidentSummary,
+        IncidentUpdate,
         MarkBlocked,
         ReportProgress,
         Resolve,
@@ -44,6 +63,7 @@ _PREFERENCE: dict[str, tuple[AttemptStrategy, ...]] = {
 }
 _LEDGER_TIMEOUT = timedelta(seconds=30)
 M = TypeVar("M", bound=BaseModel)
+IncidentKind = Literal["stuck", "blocked", "failed"]
 
 
 @workflow.defn(name="AgentTask")
@@ -60,102 +80,94 @@ class AgentTask:
             priority=input.priority,
             last_progress_at=workflow.now(),
         )
+        self._events: list[tuple[str, BaseModel]] = []
+        self._incident: IncidentSummary | None = None
+        self._attempt_running = False
+        self._agent = input.agent
+        self._retry_at: datetime | None = None
+        self._retry_summary = "retry wait"
+
+    # -- the ladder -----------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, input: TaskInput) -> TaskStatus:
         self._ensure_search_attributes()
-        agent, kind, previous_error = input.agent, None, None
+        kind: ErrorKind | None = None
+        previous_error: str | None = None
         used: list[AttemptStrategy] = []
-        for n in range(1, input.retry.max_attempts + 1):
-            strategy = self._strategy(n, kind, used)
-            used.append(strategy)
-            attempt = AttemptRecord(n=n, agent=agent, strategy=strategy, started_at=workflow.now())
-            self._status.attempts.append(attempt)
-            if n > 1:
-                self._set_state("running", agent=agent, attempt=n)
-            self._describe(f"attempt {n} by {agent} ({strategy}) is running")
+        try:
+            for n in range(1, input.retry.max_attempts + 1):
+                await self._supervise(lambda: self._incident is None or not self._blocked())
+                strategy = self._strategy(n, kind, used)
+                used.append(strategy)
+                attempt = AttemptRecord(
+                    n=n, agent=self._agent, strategy=strategy, started_at=workflow.now()
+                )
+                self._status.attempts.append(attempt)
+                self._status.last_progress_at = attempt.started_at
+                if n > 1:
+                    self._set_state("running", agent=self._agent, attempt=n)
+                self._describe(f"attempt {n} by {self._agent} ({strategy}) is running")
 
-            result = await self._run_attempt(input, attempt, previous_error)
-            self._finish_attempt(attempt, result)
-            self._status.last_progress_at = attempt.ended_at
-            kind = attempt.error_kind
-            last = n == input.retry.max_attempts
-            if attempt.outcome == "succeeded":
-                self._status.result = result.output[-2000:] or "ok"
-                state: TaskState = "succeeded"
-            elif kind == "permanent" or last:
-                state = "failed"
-            else:
-                state = "retrying"
-            self._set_state(state, error_kind=kind)
-            await self._record(attempt, state)
-            if state != "retrying":
-                break
+                result = await self._supervised_attempt(input, attempt, previous_error)
+                self._finish_attempt(attempt, result)
+                self._status.last_progress_at = attempt.ended_at
+                kind = attempt.error_kind
+                if attempt.outcome == "succeeded":
+                    self._status.result = result.output[-2000:] or "ok"
+                    state: TaskState = "succeeded"
+                elif kind == "permanent" or n == input.retry.max_attempts:
+                    state = "failed"
+                else:
+                    state = "retrying"
+                self._set_state(state, error_kind=kind)
+                await self._record(attempt, state)
+                if state != "retrying":
+                    break
+                if self._repeats(attempt) >= input.stuck.same_fingerprint_limit:
+                    await self._open_incident(
+                        "blocked",
+                        f"the same error {self._repeats(attempt)} times: {attempt.error}",
+                        since=workflow.now(),
+                    )
 
-            wait = input.retry.waits[n - 1]
-            previous_error = attempt.error
-            if kind == "agent":
-                agent = self._peer_of(agent)
-            next_strategy = self._strategy(n + 1, kind, used)
-            self._describe(
-                f"attempt {n} failed ({kind}): {attempt.error}\n\n"
-                f"retry {n + 1} by {agent} ({next_strategy}) in {format_duration(wait)}"
+                previous_error = attempt.error
+                if kind == "agent":
+                    self._agent = self._peer_of(self._agent)
+                await self._retry_wait(n, input.retry.waits[n - 1], kind, used)
+        except asyncio.CancelledError:
+            self._set_state("cancelled")
+            await self._close_incident("cancelled", "task cancelled")
+            self._describe("cancelled")
+            raise
+
+        await self._drain()
+        await self._close_incident("finished", f"task {self._status.state}")
+        if self._status.state == "failed":
+            last = self._status.attempts[-1]
+            await self._open_incident(
+                "failed",
+                f"failed after {len(self._status.attempts)} attempt(s): {last.error}",
+                since=workflow.now(),
+                first_step="lead",
             )
-            await workflow.sleep(
-                timedelta(seconds=wait),
-                summary=f"wait {format_duration(wait)} before retry {n + 1} ({next_strategy})",
-            )
-
         self._describe(f"{self._status.state} after {len(self._status.attempts)} attempt(s)")
         return self._status
 
-    @workflow.query
-    def status(self) -> TaskStatus:
-        return self._status
+    async def _retry_wait(
+        self, n: int, wait: float, kind: str | None, used: list[AttemptStrategy]
+    ) -> None:
+        next_strategy = self._strategy(n + 1, kind, used)
+        self._retry_at = workflow.now() + timedelta(seconds=wait)
+        self._describe(
+            f"attempt {n} failed ({kind}): {self._status.attempts[-1].error}\n\n"
+            f"retry {n + 1} by {self._agent} ({next_strategy}) at {self._retry_at:%H:%M:%S} UTC"
+        )
+        self._retry_summary = f"wait {format_duration(wait)} before retry {n + 1} ({next_strategy})"
+        await self._supervise(lambda: False, until=self._retry_at)
+        self._retry_at = None
 
-    @workflow.signal
-    def mark_blocked(self, body: Any) -> None:
-        signal = self._accept("mark_blocked", MarkBlocked, body)
-        if signal:
-            self._status.blocked_reason = signal.reason
-            self._status.notes.append(f"blocked: {signal.reason}")
-            self._set_state("blocked")
-
-    @workflow.signal
-    def report_progress(self, body: Any) -> None:
-        signal = self._accept("report_progress", ReportProgress, body)
-        if signal:
-            self._status.last_progress_at = workflow.now()
-            if signal.note and signal.source == "person":
-                self._status.notes.append(f"progress: {signal.note}")
-
-    @workflow.signal
-    def acknowledge(self, body: Any) -> None:
-        signal = self._accept("acknowledge", Acknowledge, body)
-        if signal:
-            self._status.notes.append(f"acknowledged by {signal.by}")
-
-    @workflow.signal
-    def resolve(self, body: Any) -> None:
-        signal = self._accept("resolve", Resolve, body)
-        if signal:
-            self._status.notes.append(f"resolved: {signal.note}" if signal.note else "resolved")
-
-    def _accept(self, name: str, model: type[M], body: Any) -> M | None:
-        """The validated signal body, or None: a finished task ignores signals, a malformed body
-        is recorded in ``ignored_signals`` and never fails the workflow."""
-        if self._status.state in FINAL_STATES:
-            return None
-        try:
-            return model.model_validate(body if body is not None else {})
-        except ValidationError as err:
-            first = err.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "body"
-            self._status.ignored_signals.append(f"{name}: {where}: {first['msg']}")
-            workflow.logger.warning("ignored malformed %s signal: %s", name, first["msg"])
-            return None
-
-    async def _run_attempt(
+    async def _supervised_attempt(
         self, input: TaskInput, attempt: AttemptRecord, previous_error: str | None
     ) -> AgentRunResult:
         asynchronous = input.adapter.kind == "http"
@@ -175,27 +187,30 @@ class AgentTask:
             progress_interval=min(60.0, max(0.5, input.stuck.no_progress / 20)),
         )
         timeout = timedelta(seconds=input.retry.attempt_timeout)
+        handle = workflow.start_activity(
+            Activities.RUN_AGENT,
+            run,
+            result_type=AgentRunResult,
+            # The adapter enforces the attempt timeout itself and reports it as a failure;
+            # Temporal's timeouts only catch a lost worker (heartbeat) or a silent http agent.
+            start_to_close_timeout=None if asynchronous else timeout + timedelta(minutes=1),
+            schedule_to_close_timeout=timeout if asynchronous else None,
+            heartbeat_timeout=(
+                None if asynchronous else timedelta(seconds=input.retry.heartbeat_timeout)
+            ),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=1),
+                maximum_interval=timedelta(seconds=30),
+                maximum_attempts=input.retry.infra_retries,
+            ),
+            summary=f"{attempt.agent} attempt {attempt.n} ({attempt.strategy})",
+        )
+        self._attempt_running = True
         try:
-            return await workflow.execute_activity(
-                Activities.RUN_AGENT,
-                run,
-                result_type=AgentRunResult,
-                # The adapter enforces the attempt timeout itself and reports it as a failure;
-                # Temporal's timeouts only catch a lost worker (heartbeat) or a silent http agent.
-                start_to_close_timeout=None if asynchronous else timeout + timedelta(minutes=1),
-                schedule_to_close_timeout=timeout if asynchronous else None,
-                heartbeat_timeout=(
-                    None if asynchronous else timedelta(seconds=input.retry.heartbeat_timeout)
-                ),
-                retry_policy=RetryPolicy(
-                    initial_interval=timedelta(seconds=1),
-                    maximum_interval=timedelta(seconds=30),
-                    maximum_attempts=input.retry.infra_retries,
-                ),
-                summary=f"{attempt.agent} attempt {attempt.n} ({attempt.strategy})",
-            )
+            await self._supervise(handle.done)
+            return await handle
         except ActivityError as err:
-            if isinstance(err.cause, TimeoutError):
+            if isinstance(err.cause, TemporalTimeoutError):
                 return AgentRunResult(
                     outcome="failed",
                     error=f"agent {attempt.agent} gave no answer within "
@@ -208,6 +223,322 @@ class AgentTask:
                 error=f"infrastructure failure after {input.retry.infra_retries} tries: {cause}",
                 error_kind="transient",
             )
+        except asyncio.CancelledError:
+            handle.cancel()
+            raise
+        finally:
+            self._attempt_running = False
+
+    # -- supervision: signals, the no-progress watch, incidents ---------------------------------
+
+    async def _supervise(self, done: Callable[[], bool], until: datetime | None = None) -> None:
+        """Wait until ``done()`` (or ``until``), handling signals and the no-progress watch."""
+        while True:
+            await self._drain()
+            now = workflow.now()
+            if done() or (until is not None and now >= until):
+                return
+            deadline, summary = self._watch()
+            if until is not None and (deadline is None or until <= deadline):
+                deadline, summary = until, self._retry_summary
+            if deadline is not None and deadline <= now:
+                await self._on_watch()
+                continue
+            try:
+                await workflow.wait_condition(
+                    lambda: done() or bool(self._events),
+                    timeout=(deadline - now) if deadline else None,
+                    timeout_summary=summary,
+                )
+            except TimeoutError:
+                await self._on_watch()
+
+    def _watch(self) -> tuple[datetime | None, str]:
+        """The next no-progress deadline while an attempt runs: open the stuck incident at the
+        first escalation step, mark the task stuck at the stuck threshold."""
+        if not self._attempt_running or self._status.last_progress_at is None:
+            return None, ""
+        since = self._status.last_progress_at
+        marks: list[tuple[datetime, str]] = []
+        if self._incident is None:
+            after = self._open_after()
+            marks.append(
+                (since + timedelta(seconds=after), f"no progress for {format_duration(after)}?")
+            )
+        elif self._incident.kind == "stuck" and self._incident.stuck_at is None:
+            threshold = self._input.stuck.no_progress
+            marks.append(
+                (
+                    since + timedelta(seconds=threshold),
+                    f"stuck at {format_duration(threshold)} without progress?",
+                )
+            )
+        return min(marks) if marks else (None, "")
+
+    def _open_after(self) -> float:
+        steps = self._input.escalation.steps
+        first = steps[0].after if steps else self._input.stuck.no_progress
+        return min(first, self._input.stuck.no_progress)
+
+    async def _on_watch(self) -> None:
+        if not self._attempt_running or self._status.last_progress_at is None:
+            return
+        silent = (workflow.now() - self._status.last_progress_at).total_seconds()
+        if self._incident is None and silent >= self._open_after():
+            await self._open_incident(
+                "stuck",
+                f"no progress for {format_duration(silent)}",
+                since=self._status.last_progress_at,
+            )
+        incident = self._incident
+        if (
+            incident is not None
+            and incident.kind == "stuck"
+            and incident.stuck_at is None
+            and silent >= self._input.stuck.no_progress
+        ):
+            incident.stuck_at = workflow.now()
+            incident.reason = f"no progress for {format_duration(silent)}"
+            if self._status.state != "escalated":
+                self._set_state("stuck")
+            self._describe(f"stuck: {incident.reason}")
+
+    async def _drain(self) -> None:
+        """Act on the signals received since the last look, in order."""
+        while self._events:
+            _name, signal = self._events.pop(0)
+            if isinstance(signal, MarkBlocked):
+                self._status.blocked_reason = signal.reason
+                if self._incident is None:
+                    await self._open_incident("blocked", signal.reason, since=workflow.now())
+                elif self._incident.kind == "stuck":
+                    await self._close_incident("resolved", f"blocked instead: {signal.reason}")
+                    await self._open_incident("blocked", signal.reason, since=workflow.now())
+            elif isinstance(signal, ReportProgress):
+                incident = self._incident
+                if incident and (incident.kind == "stuck" or signal.source == "person"):
+                    await self._close_incident("progress", signal.note or "progress reported")
+            elif isinstance(signal, Acknowledge):
+                await self._acknowledge(signal.by)
+            elif isinstance(signal, Resolve):
+                await self._close_incident("resolved", signal.note or "resolved")
+            elif isinstance(signal, Escalated):
+                self._status.escalations.append(
+                    EscalationRecord(
+                        step=signal.step,
+                        target=signal.target,
+                        at=signal.at,
+                        incident=signal.incident,
+                    )
+                )
+                if signal.step == "lead" and self._incident and self._incident.n == signal.incident:
+                    self._set_state("escalated")
+                self._describe(f"escalated to {signal.step} {signal.target}")
+
+    async def _open_incident(
+        self,
+        kind: IncidentKind,
+        reason: str,
+        since: datetime,
+        first_step: Literal["peer", "lead", "ceo"] = "peer",
+    ) -> None:
+        input = self._input
+        n = len(self._status.incidents) + 1
+        key = f"{self._status.workflow_id}#{n}"
+        escalation_id = escalation_workflow_id(input.id, n)
+        now = workflow.now()
+        incident = IncidentSummary(
+            n=n,
+            key=key,
+            kind=kind,
+            reason=reason,
+            since=since,
+            opened_at=now,
+            escalation_id=escalation_id,
+        )
+        self._status.incidents.append(incident)
+        last = next((a for a in reversed(self._status.attempts) if a.error), None)
+        await workflow.execute_local_activity(
+            Activities.OPEN_INCIDENT,
+            IncidentRecord(
+                key=key,
+                kind=kind,
+                subject=self._status.workflow_id,
+                task_id=input.id,
+                agent=self._agent,
+                title=input.title,
+                reason=reason,
+                opened_at=now,
+                details={
+                    "since": since.isoformat(),
+                    "fingerprint": last.fingerprint if last else None,
+                },
+            ),
+            start_to_close_timeout=_LEDGER_TIMEOUT,
+            summary=f"ledger: open {kind} incident {n}",
+        )
+        peers = input.peers.get(self._agent, [])
+        await workflow.start_child_workflow(
+            "Escalation",
+            EscalationInput(
+                incident_key=key,
+                n=n,
+                kind=kind,
+                subject=self._status.workflow_id,
+                task_id=input.id,
+                title=input.title,
+                agent=self._agent,
+                peer=peers[0] if peers else None,
+                lead=input.lead,
+                reason=reason,
+                last_error=last.error if last else None,
+                since=since,
+                ladder=input.escalation,
+                first_step=first_step,
+                attempts=self._status.attempts,
+                retry=input.retry,
+                stuck=input.stuck,
+                lead_adapter=input.lead_adapter,
+                peers=input.peers,
+                time_scale=input.time_scale,
+            ),
+            id=escalation_id,
+            task_queue=workflow.info().task_queue,
+            parent_close_policy=ParentClosePolicy.ABANDON,
+            static_summary=f"{kind} incident {n} of {self._status.workflow_id}: {reason[:120]}",
+        )
+        if kind == "failed":
+            return
+        self._incident = incident
+        if kind == "blocked":
+            self._set_state("blocked")
+        self._describe(f"{kind}: {reason}")
+
+    async def _acknowledge(self, by: str) -> None:
+        incident = self._incident
+        if incident is None or incident.status != "open":
+            self._status.ignored_signals.append("acknowledge: no open incident")
+            return
+        incident.status, incident.acknowledged_by = "acknowledged", by
+        self._status.notes.append(f"incident {incident.n} acknowledged by {by}")
+        try:
+            await workflow.get_external_workflow_handle(incident.escalation_id).signal(
+                "acknowledge", Acknowledge(by=by)
+            )
+        except Exception:  # its ladder already ran out; record the acknowledgement here
+            await self._update_incident(incident, "acknowledged", by=by)
+        self._describe(f"{incident.kind}, acknowledged by {by}")
+
+    async def _close_incident(self, reason: str, note: str) -> None:
+        incident = self._incident
+        if incident is None:
+            return
+        self._incident = None
+        now = workflow.now()
+        incident.status = "resolved" if reason in ("resolved", "progress") else "closed"
+        incident.resolved_at, incident.resolution = now, note
+        took = (now - incident.opened_at).total_seconds()
+        await self._update_incident(
+            incident, incident.status, note=note, details={"time_to_resolve_s": took}
+        )
+        try:
+            await workflow.get_external_workflow_handle(incident.escalation_id).signal(
+                "close",
+                CloseIncident(reason=reason, note=note),  # type: ignore[arg-type]
+            )
+        except Exception:
+            workflow.logger.info("escalation %s already over", incident.escalation_id)
+        if self._status.state in ("stuck", "blocked", "escalated"):
+            self._set_state("retrying" if self._retry_at else "running")
+        self._status.blocked_reason = None
+        self._describe(f"incident {incident.n} {incident.status} after {format_duration(took)}")
+
+    async def _update_incident(
+        self,
+        incident: IncidentSummary,
+        status: str,
+        *,
+        by: str | None = None,
+        note: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        await workflow.execute_local_activity(
+            Activities.UPDATE_INCIDENT,
+            IncidentUpdate(
+                key=incident.key,
+                status=status,
+                at=workflow.now(),
+                by=by,  # type: ignore[arg-type]
+                note=note,
+                details=details or {},
+            ),
+            start_to_close_timeout=_LEDGER_TIMEOUT,
+            summary=f"ledger: incident {incident.n} {status}",
+        )
+
+    def _blocked(self) -> bool:
+        return self._incident is not None and self._incident.kind == "blocked"
+
+    def _repeats(self, attempt: AttemptRecord) -> int:
+        return sum(1 for a in self._status.attempts if a.fingerprint == attempt.fingerprint)
+
+    # -- signals and query ----------------------------------------------------------------------
+
+    @workflow.query
+    def status(self) -> TaskStatus:
+        return self._status.model_copy(update={"next_step": self._next_step()})
+
+    @workflow.signal
+    def mark_blocked(self, body: Any) -> None:
+        self._enqueue("mark_blocked", MarkBlocked, body)
+
+    @workflow.signal
+    def report_progress(self, body: Any) -> None:
+        if self._enqueue("report_progress", ReportProgress, body):
+            self._status.last_progress_at = workflow.now()
+
+    @workflow.signal
+    def acknowledge(self, body: Any) -> None:
+        self._enqueue("acknowledge", Acknowledge, body)
+
+    @workflow.signal
+    def resolve(self, body: Any) -> None:
+        self._enqueue("resolve", Resolve, body)
+
+    @workflow.signal
+    def escalated(self, body: Any) -> None:
+        self._enqueue("escalated", Escalated, body)
+
+    def _enqueue(self, name: str, model: type[M], body: Any) -> M | None:
+        """Queue a validated signal for the main loop. A finished task ignores signals; a
+        malformed body is recorded in ``ignored_signals`` and never fails the workflow."""
+        if self._status.state in FINAL_STATES:
+            return None
+        try:
+            signal = model.model_validate(body if body is not None else {})
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "body"
+            self._status.ignored_signals.append(f"{name}: {where}: {first['msg']}")
+            workflow.logger.warning("ignored malformed %s signal: %s", name, first["msg"])
+            return None
+        if isinstance(signal, ReportProgress) and signal.note and signal.source == "person":
+            self._status.notes.append(f"progress: {signal.note}")
+        self._events.append((name, signal))
+        return signal
+
+    def _next_step(self) -> str | None:
+        incident = self._incident
+        if incident is None or incident.status != "open":
+            return None
+        fired = {e.step for e in self._status.escalations if e.incident == incident.n}
+        for step in self._input.escalation.steps:
+            if step.step not in fired:
+                at = incident.since + timedelta(seconds=step.after)
+                return f"{step.step} at {at:%H:%M:%S} UTC"
+        return None
+
+    # -- helpers --------------------------------------------------------------------------------
 
     def _finish_attempt(self, attempt: AttemptRecord, result: AgentRunResult) -> None:
         attempt.ended_at = workflow.now()
@@ -218,9 +549,7 @@ class AgentTask:
             attempt.error, attempt.error_kind = error, kind
             attempt.fingerprint = fingerprint(kind, error)
 
-    def _strategy(
-        self, n: int, kind: str | None, used: list[AttemptStrategy]
-    ) -> AttemptStrategy:
+    def _strategy(self, n: int, kind: str | None, used: list[AttemptStrategy]) -> AttemptStrategy:
         if n == 1:
             return "initial"
         rung = self._input.retry.strategies[n - 2]
@@ -268,6 +597,8 @@ class AgentTask:
         attempt: int | None = None,
         error_kind: str | None = None,
     ) -> None:
+        if state in ("running", "retrying") and self._incident is not None:
+            state = self._status.state  # an open incident's state stands until it closes
         self._status.state = state
         updates: list[SearchAttributeUpdate[Any]] = [sa.STATE.value_set(state)]
         if agent is not None:
@@ -279,4 +610,6 @@ class AgentTask:
         workflow.upsert_search_attributes(updates)
 
     def _describe(self, details: str) -> None:
-        workflow.set_current_details(f"**{self._status.state}** · {details}")
+        next_step = self._next_step()
+        suffix = f"\n\nnext escalation: {next_step}" if next_step else ""
+        workflow.set_current_details(f"**{self._status.state}** · {details}{suffix}")

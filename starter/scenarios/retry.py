@@ -45,8 +45,11 @@ async def run(ctx: DemoContext) -> ScenarioResult:
     handles = []
     for i, case in enumerate(CASES):
         input = build_task_input(
-            ctx.settings, agent=case.agent, title=case.title,
-            adapter=AdapterSpec(kind="sim", sim=case.sim), task_id=f"demo-{run_id}-{i + 1}",
+            ctx.settings,
+            agent=case.agent,
+            title=case.title,
+            adapter=AdapterSpec(kind="sim", sim=case.sim),
+            task_id=f"demo-{run_id}-{i + 1}",
         )
         handles.append(await start_task(ctx.client, ctx.settings, input))
     statuses: list[TaskStatus] = await asyncio.gather(*(h.result() for h in handles))

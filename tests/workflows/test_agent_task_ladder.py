@@ -1,5 +1,6 @@
 """The retry ladder on the time-skipping test server: exact waits, strategies, reassignment."""
 
+import json
 import uuid
 from datetime import timedelta
 
@@ -23,11 +24,18 @@ def sim(script: str) -> AdapterSpec:
 
 
 async def run_task(
-    client: Client, settings: Settings, script: str, agent: str = "SAM", plugins=None,
+    client: Client,
+    settings: Settings,
+    script: str,
+    agent: str = "SAM",
+    plugins=None,
     **worker_kwargs,
 ) -> tuple[TaskStatus, WorkflowHistory]:
     input = build_task_input(
-        settings, agent=agent, title="fix login", adapter=sim(script),
+        settings,
+        agent=agent,
+        title="fix login",
+        adapter=sim(script),
         task_id=f"t-{uuid.uuid4().hex[:8]}",
     )
     async with Worker(
@@ -38,19 +46,35 @@ async def run_task(
     ):
         handle = await start_task(client, settings, input)
         status = await handle.result()
-        return status, await handle.fetch_history()
+        history = await handle.fetch_history()
+    return status, history
 
 
-def timer_waits(history: WorkflowHistory) -> list[float]:
+def summary(event) -> str:
+    if not event.user_metadata.HasField("summary"):
+        return ""
+    return json.loads(event.user_metadata.summary.data)
+
+
+def retry_timers(history: WorkflowHistory) -> list[tuple[str, float]]:
+    """(timer id, duration) of the ladder's retry waits, in order."""
     return [
-        e.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta().total_seconds()
+        (
+            e.timer_started_event_attributes.timer_id,
+            e.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta().total_seconds(),
+        )
         for e in history.events
-        if e.HasField("timer_started_event_attributes")
+        if e.HasField("timer_started_event_attributes") and summary(e).startswith("wait ")
     ]
 
 
+def timer_waits(history: WorkflowHistory) -> list[float]:
+    return [seconds for _, seconds in retry_timers(history)]
+
+
 def fired_gaps(history: WorkflowHistory) -> list[float]:
-    """Workflow time between each timer's start and its firing."""
+    """Workflow time between each retry timer's start and its firing."""
+    ids = {timer_id for timer_id, _ in retry_timers(history)}
     started: dict[str, float] = {}
     gaps = []
     for e in history.events:
@@ -58,7 +82,9 @@ def fired_gaps(history: WorkflowHistory) -> list[float]:
         if e.HasField("timer_started_event_attributes"):
             started[e.timer_started_event_attributes.timer_id] = t
         if e.HasField("timer_fired_event_attributes"):
-            gaps.append(t - started[e.timer_fired_event_attributes.timer_id])
+            timer_id = e.timer_fired_event_attributes.timer_id
+            if timer_id in ids:
+                gaps.append(t - started[timer_id])
     return gaps
 
 
@@ -75,13 +101,21 @@ async def test_transient_failures_retry_on_the_seed_ladder(client: Client, setti
 async def test_full_ladder_waits_60_300_900_and_every_strategy_differs(
     client: Client, settings: Settings
 ):
-    status, history = await run_task(client, settings, "transient")
+    status, history = await run_task(client, settings, "transient,agent,task")
     assert status.state == "failed"
     assert len(status.attempts) == 4
     assert timer_waits(history) == [60.0, 300.0, 900.0]
+    assert [round(g) for g in fired_gaps(history)] == [60, 300, 900]
     strategies = [a.strategy for a in status.attempts]
     assert strategies == ["initial", "same", "fresh", "alternative"]
     assert len(set(strategies)) == 4
+
+
+async def test_default_strategies_follow_the_rungs_for_transient_errors(
+    client: Client, settings: Settings
+):
+    status, _ = await run_task(client, settings, "transient,transient,ok")
+    assert [a.strategy for a in status.attempts] == ["initial", "same", "fresh"]
 
 
 async def test_agent_failure_moves_to_a_peer(client: Client, settings: Settings):
@@ -124,7 +158,11 @@ async def test_infrastructure_blips_do_not_use_ladder_steps(client: Client, sett
 
     book = LedgerActivities(Ledger(settings.ledger_url))
     status, _ = await run_task(
-        client, settings, "ok", plugins=[], workflows=[AgentTask],
+        client,
+        settings,
+        "ok",
+        plugins=[],
+        workflows=[AgentTask],
         activities=[flaky_network, book.record_attempt, book.record_task],
     )
     assert calls == 3
@@ -133,7 +171,7 @@ async def test_infrastructure_blips_do_not_use_ladder_steps(client: Client, sett
 
 
 async def test_fingerprints_are_stable_for_the_same_error(client: Client, settings: Settings):
-    status, _ = await run_task(client, settings, "transient,transient,transient,ok")
+    status, _ = await run_task(client, settings, "transient,transient,ok")
     prints = {a.fingerprint for a in status.attempts if a.outcome == "failed"}
     assert len(prints) == 1
 

@@ -1,0 +1,275 @@
+"""Escalation: one incident's ladder (M2.4) — ping the peer, dispatch the lead, alert the CEO.
+
+Started by the workflow the incident is about (its ``subject``) with a snapshot of the ladder.
+Each step fires once, at ``since + after``; ``acknowledge`` stops further steps; ``close`` ends
+the incident. Notices are sent by activities that retry for as long as an endpoint is down, but
+the ladder never waits for them: its timers keep their times.
+"""
+
+import asyncio
+import contextlib
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import Priority, RetryPolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
+    from selfheal import search_attributes as sa
+    from selfheal.durations import format_duration
+    from selfheal.ids import Activities, task_workflow_id
+    from selfheal.models import (
+        PRIORITY_KEYS,
+        Acknowledge,
+        CloseIncident,
+        Escalated,
+        EscalationInput,
+        EscalationOutcome,
+        EscalationRecord,
+        IncidentUpdate,
+        Notice,
+        TaskInput,
+    )
+    from selfheal.policies import EscalationStep
+
+_NOTIFY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=60),
+    maximum_attempts=0,  # for as long as the endpoint is down
+)
+
+
+@workflow.defn(name="Escalation")
+class Escalation:
+    @workflow.init
+    def __init__(self, input: EscalationInput) -> None:
+        self._input = input
+        self._outcome = EscalationOutcome(incident_key=input.incident_key)
+        self._acknowledged: Acknowledge | None = None
+        self._closed: CloseIncident | None = None
+        self._notices: list[workflow.ActivityHandle[Any]] = []
+
+    @workflow.run
+    async def run(self, input: EscalationInput) -> EscalationOutcome:
+        workflow.upsert_search_attributes(
+            [
+                sa.KIND.value_set("escalation"),
+                sa.AGENT.value_set(input.agent),
+                sa.STATE.value_set("escalated"),
+            ]
+        )
+        for step in self._steps():
+            fire_at = input.since + timedelta(seconds=step.after - self._offset())
+            wait = max(0.0, (fire_at - workflow.now()).total_seconds())
+            self._describe(f"next: {step.step} at {fire_at:%H:%M:%S} UTC")
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await workflow.wait_condition(
+                        self._over,
+                        timeout=timedelta(seconds=wait),
+                        timeout_summary=f"{step.step} step in {format_duration(wait)}",
+                    )
+            if self._over():
+                break
+            await self._fire(step)
+
+        if self._acknowledged and not self._closed:
+            await workflow.execute_local_activity(
+                Activities.UPDATE_INCIDENT,
+                IncidentUpdate(
+                    key=input.incident_key,
+                    status="acknowledged",
+                    at=workflow.now(),
+                    by=self._acknowledged.by,
+                ),
+                start_to_close_timeout=timedelta(seconds=30),
+            )
+        self._describe(
+            "closed"
+            if self._closed
+            else "acknowledged"
+            if self._acknowledged
+            else "all steps fired"
+        )
+        if self._notices:
+            await asyncio.gather(*self._notices)
+        return self._outcome
+
+    @workflow.signal
+    def acknowledge(self, body: Any) -> None:
+        try:
+            signal = Acknowledge.model_validate(body or {})
+        except ValidationError:
+            workflow.logger.warning("ignored malformed acknowledge signal")
+            return
+        if not self._acknowledged:
+            self._acknowledged = signal
+            self._outcome.acknowledged_by = signal.by
+
+    @workflow.signal
+    def close(self, body: Any) -> None:
+        try:
+            signal = CloseIncident.model_validate(body or {})
+        except ValidationError:
+            workflow.logger.warning("ignored malformed close signal")
+            return
+        self._closed = self._closed or signal
+        self._outcome.closed = self._closed.reason
+
+    @workflow.query
+    def outcome(self) -> EscalationOutcome:
+        return self._outcome
+
+    def _over(self) -> bool:
+        return self._acknowledged is not None or self._closed is not None
+
+    def _steps(self) -> list[EscalationStep]:
+        names = [s.step for s in self._input.ladder.steps]
+        first = names.index(self._input.first_step) if self._input.first_step in names else 0
+        return self._input.ladder.steps[first:]
+
+    def _offset(self) -> float:
+        """A ladder that starts at a later step (a final failure goes straight to the lead)
+        fires that step at once; the later steps keep their spacing."""
+        steps = self._steps()
+        return steps[0].after if steps and self._input.first_step != "peer" else 0.0
+
+    async def _fire(self, step: EscalationStep) -> None:
+        input = self._input
+        target: str | None
+        lead_workflow_id = None
+        if step.step == "peer":
+            target = input.peer
+            if target:
+                self._notify(target, step.step, self._peer_text())
+        elif step.step == "lead":
+            target = input.lead
+            if target:
+                lead_workflow_id = await self._dispatch_lead(target)
+                self._notify(target, step.step, self._lead_text(lead_workflow_id))
+        else:
+            target = "ceo"
+            self._notify("ceo", step.step, self._ceo_text())
+        if not target:
+            return
+        record = EscalationRecord(
+            step=step.step, target=target, at=workflow.now(), incident=input.n
+        )
+        self._outcome.steps.append(record)
+        await self._tell_subject(
+            Escalated(
+                incident=input.n,
+                step=step.step,
+                target=target,
+                at=record.at,
+                lead_workflow_id=lead_workflow_id,
+            )
+        )
+
+    def _notify(self, target: str, step: str, text: str) -> None:
+        notice = Notice(
+            target=target,
+            text=text,
+            idempotency_key=f"{self._input.incident_key}:{step}",
+            incident_key=self._input.incident_key,
+            step=step,
+            fields={
+                "task": self._input.subject,
+                "agent": self._input.agent,
+                "reason": self._input.reason[:200],
+            },
+        )
+        self._notices.append(
+            workflow.start_activity(
+                Activities.NOTIFY,
+                notice,
+                start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=timedelta(days=1),
+                retry_policy=_NOTIFY_RETRY,
+                summary=f"notify {target} ({step})",
+            )
+        )
+
+    async def _dispatch_lead(self, lead: str) -> str:
+        input = self._input
+        lead_id = f"lead-{input.task_id}-{input.n}"
+        task = TaskInput(
+            id=lead_id,
+            agent=lead,
+            title=f"Unblock {input.agent}: {input.title}",
+            description=f"{input.kind}: {input.reason}",
+            priority="high",
+            adapter=input.lead_adapter,
+            peers=input.peers,
+            lead=None,
+            retry=input.retry,
+            stuck=input.stuck,
+            escalation=input.ladder,
+            context={
+                "escalated_task_id": input.task_id,
+                "escalated_workflow_id": input.subject,
+                "incident": input.incident_key,
+                "kind": input.kind,
+                "reason": input.reason,
+                "last_error": input.last_error,
+                "attempts": [a.model_dump(mode="json") for a in input.attempts],
+                **input.context,
+            },
+            time_scale=input.time_scale,
+        )
+        workflow_id = task_workflow_id(lead_id)
+        # Already started before a worker restart: the same lead task, not a second one.
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await workflow.start_child_workflow(
+                "AgentTask",
+                task,
+                id=workflow_id,
+                task_queue=workflow.info().task_queue,
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                priority=Priority(priority_key=PRIORITY_KEYS["high"]),
+                static_summary=f"{lead}: unblock {input.agent}'s task {input.task_id}",
+            )
+        return workflow_id
+
+    async def _tell_subject(self, signal: Escalated) -> None:
+        try:
+            await workflow.get_external_workflow_handle(self._input.subject).signal(
+                "escalated", signal
+            )
+        except Exception:  # the subject may have finished; the ladder goes on regardless
+            workflow.logger.info(
+                "subject %s did not take the escalated signal", self._input.subject
+            )
+
+    def _peer_text(self) -> str:
+        i = self._input
+        return (
+            f":eyes: {i.agent}'s task *{i.title}* ({i.subject}) is {i.kind}: {i.reason}. "
+            f"Could you take a look?"
+        )
+
+    def _lead_text(self, lead_workflow_id: str) -> str:
+        i = self._input
+        return (
+            f":rotating_light: {i.agent}'s task *{i.title}* ({i.subject}) is {i.kind}: "
+            f"{i.reason}. Dispatched to you as {lead_workflow_id}."
+        )
+
+    def _ceo_text(self) -> str:
+        i = self._input
+        return (
+            f":fire: Escalated to the CEO channel: {i.agent}'s task *{i.title}* "
+            f"({i.subject}) has been {i.kind} since {i.since:%Y-%m-%d %H:%M} UTC: {i.reason}"
+        )
+
+    def _describe(self, details: str) -> None:
+        i = self._input
+        fired = ", ".join(f"{s.step}→{s.target}" for s in self._outcome.steps) or "none yet"
+        workflow.set_current_details(
+            f"**{i.kind}** {i.subject}: {i.reason}\n\nsteps fired: {fired}\n\n{details}"
+        )
