@@ -8,13 +8,13 @@ from typing import Any, NoReturn
 
 from selfheal.config import ConfigError
 from selfheal.durations import DurationError
-from starter import commands_pr, commands_run, commands_task
+from starter import commands_commit, commands_pr, commands_run, commands_task
 from starter.client import UnreachableError
 from starter.devserver import DevServerError
 from starter.errors import UsageError
 
 # Each command group registers its subcommands; its handlers are coroutines taking the args.
-COMMAND_GROUPS = [commands_run, commands_task, commands_pr]
+COMMAND_GROUPS = [commands_run, commands_task, commands_commit, commands_pr]
 
 
 class _Parser(argparse.ArgumentParser):
