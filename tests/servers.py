@@ -71,3 +71,43 @@ class FakeGitHub:
 
     def states(self, sha: str) -> list[str]:
         return [c.body["state"] for c in self.calls if c.sha == sha]
+
+
+@dataclass
+class Delivery:
+    path: str
+    idempotency_key: str | None
+    body: dict[str, Any]
+
+
+@dataclass
+class NotificationSink:
+    """Slack-style incoming webhooks at ``/{name}``; answers 503 while ``down`` is true or for
+    the first ``fail_first`` requests, then 200. ``delivered`` holds the accepted requests."""
+
+    down: bool = False
+    fail_first: int = 0
+    requests: int = 0
+    delivered: list[Delivery] = field(default_factory=list)
+
+    def app(self) -> Starlette:
+        async def hook(request: Request) -> JSONResponse:
+            self.requests += 1
+            if self.down or self.requests <= self.fail_first:
+                return JSONResponse({"ok": False}, status_code=503)
+            self.delivered.append(
+                Delivery(
+                    request.url.path,
+                    request.headers.get("idempotency-key"),
+                    await request.json(),
+                )
+            )
+            return JSONResponse({"ok": True})
+
+        return Starlette(routes=[Route("/{name:path}", hook, methods=["POST"])])
+
+    def keys(self) -> list[str | None]:
+        return [d.idempotency_key for d in self.delivered]
+
+    def to(self, path: str) -> list[Delivery]:
+        return [d for d in self.delivered if d.path == path]
