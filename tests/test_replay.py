@@ -1,0 +1,25 @@
+"""Every recorded history in tests/histories/ replays against the current workflow code."""
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from selfheal.config import Settings
+from selfheal.plugins import SelfHealing
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+
+
+def test_there_are_histories_of_each_long_lived_workflow():
+    names = " ".join(p.name for p in HISTORIES)
+    for workflow in ("agent_task", "escalation", "pr_review"):
+        assert workflow in names
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_history_replays(path: Path, tmp_path: Path):
+    replayer = Replayer(workflows=[], plugins=[SelfHealing(Settings(data_dir=tmp_path))])
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    await replayer.replay_workflow(history)
