@@ -31,9 +31,13 @@ def quick(settings: Settings, attempt_timeout: float = 30.0) -> Settings:
 
 async def run(client: Client, settings: Settings, adapter: AdapterSpec, **kw: Any) -> TaskStatus:
     input = build_task_input(
-        settings, agent="SAM", title="fix login", adapter=adapter,
-        task_id=f"a-{uuid.uuid4().hex[:8]}", **kw,
-    )  # fmt: skip
+        settings,
+        agent="SAM",
+        title="fix login",
+        adapter=adapter,
+        task_id=f"a-{uuid.uuid4().hex[:8]}",
+        **kw,
+    )
     handle = await start_task(client, settings, input)
     return await handle.result()
 
@@ -54,8 +58,9 @@ async def test_command_success_sees_attempt_and_strategy(
 ):
     settings = quick(settings)
     command = 'echo "attempt=$SELFHEAL_ATTEMPT strategy=$SELFHEAL_STRATEGY agent=$SELFHEAL_AGENT"'
-    async with Worker(local_env.client, task_queue=settings.task_queue,
-                      plugins=[SelfHealing(settings)]):  # fmt: skip
+    async with Worker(
+        local_env.client, task_queue=settings.task_queue, plugins=[SelfHealing(settings)]
+    ):
         status = await run(local_env.client, settings, AdapterSpec(kind="command", command=command))
     assert status.state == "succeeded"
     assert status.result == "attempt=1 strategy=initial agent=SAM"
@@ -66,11 +71,13 @@ async def test_command_failure_by_exit_code_is_classified_and_retried_with_the_e
 ):
     settings = quick(settings)
     command = (
-        'if [ "$SELFHEAL_ATTEMPT" = 1 ]; then echo "FAILED test_login: AssertionError"; exit 1; fi; '
+        'if [ "$SELFHEAL_ATTEMPT" = 1 ]; then '
+        'echo "FAILED test_login: AssertionError"; exit 1; fi; '
         'echo "strategy=$SELFHEAL_STRATEGY previous=$SELFHEAL_PREVIOUS_ERROR"'
     )
-    async with Worker(local_env.client, task_queue=settings.task_queue,
-                      plugins=[SelfHealing(settings)]):  # fmt: skip
+    async with Worker(
+        local_env.client, task_queue=settings.task_queue, plugins=[SelfHealing(settings)]
+    ):
         status = await run(local_env.client, settings, AdapterSpec(kind="command", command=command))
     first, second = status.attempts
     assert first.outcome == "failed" and first.error_kind == "task"
@@ -86,10 +93,15 @@ async def test_command_timeout_kills_the_process_group(
     settings = quick(settings, attempt_timeout=1.5)
     pids = tmp_path / "pids"
     command = f"echo starting; sleep 60 & echo $! >> {pids}; wait"
-    async with Worker(local_env.client, task_queue=settings.task_queue,
-                      plugins=[SelfHealing(settings)]):  # fmt: skip
-        status = await run(local_env.client, settings, AdapterSpec(kind="command", command=command),
-                           hints=["one attempt is enough"])  # fmt: skip
+    async with Worker(
+        local_env.client, task_queue=settings.task_queue, plugins=[SelfHealing(settings)]
+    ):
+        status = await run(
+            local_env.client,
+            settings,
+            AdapterSpec(kind="command", command=command),
+            hints=["one attempt is enough"],
+        )
     assert status.attempts[0].error_kind == "agent"
     assert "did not finish within" in status.attempts[0].error
     assert status.attempts[1].agent == "ALEX"  # an agent fault moves to a peer
@@ -103,10 +115,16 @@ async def test_cancelling_the_task_kills_the_command(
     settings = quick(settings)
     pid_file = tmp_path / "pid"
     command = f"echo $$ > {pid_file}; echo working; exec sleep 60"
-    async with Worker(local_env.client, task_queue=settings.task_queue,
-                      plugins=[SelfHealing(settings)]):  # fmt: skip
-        input = build_task_input(settings, agent="SAM", title="long", task_id=f"c-{uuid.uuid4().hex[:6]}",
-                                 adapter=AdapterSpec(kind="command", command=command))  # fmt: skip
+    async with Worker(
+        local_env.client, task_queue=settings.task_queue, plugins=[SelfHealing(settings)]
+    ):
+        input = build_task_input(
+            settings,
+            agent="SAM",
+            title="long",
+            task_id=f"c-{uuid.uuid4().hex[:6]}",
+            adapter=AdapterSpec(kind="command", command=command),
+        )
         handle = await start_task(local_env.client, settings, input)
         for _ in range(200):
             if pid_file.exists() and pid_file.read_text().strip():
@@ -150,11 +168,14 @@ async def test_http_agent_completes_asynchronously_with_its_task_token(
         later.add(task)
         return JSONResponse({"accepted": True}, status_code=202)
 
-    async with serving(Starlette(routes=[Route("/task", agent, methods=["POST"])])) as url:
-        async with Worker(client, task_queue=settings.task_queue,
-                          plugins=[SelfHealing(settings)]):  # fmt: skip
-            status = await run(client, settings, AdapterSpec(kind="http", url=f"{url}/task"),
-                               hints=["check the session cookie"])  # fmt: skip
+    app = Starlette(routes=[Route("/task", agent, methods=["POST"])])
+    plugin = SelfHealing(settings)
+    async with (
+        serving(app) as url,
+        Worker(client, task_queue=settings.task_queue, plugins=[plugin]),
+    ):
+        adapter = AdapterSpec(kind="http", url=f"{url}/task")
+        status = await run(client, settings, adapter, hints=["check the session cookie"])
     assert status.state == "succeeded"
     assert status.result == "done by ALEX"
     assert status.attempts[0].error_kind == "agent"  # classified by the workflow

@@ -24,15 +24,26 @@ from workflows.agent_task import AgentTask
 async def test_cli_start_wait_json_with_time_scale_60(
     local_env: WorkflowEnvironment, settings: Settings
 ):
-    async with Worker(local_env.client, task_queue=settings.task_queue,
-                      plugins=[SelfHealing(settings)]):  # fmt: skip
+    async with Worker(
+        local_env.client, task_queue=settings.task_queue, plugins=[SelfHealing(settings)]
+    ):
         began = time.monotonic()
         result = await asyncio.to_thread(
             selfheal,
-            "task", "start", "--agent", "SAM", "--title", "fix login", "--adapter", "sim",
-            "--sim", "transient,transient,ok", "--wait", "--json",
+            "task",
+            "start",
+            "--agent",
+            "SAM",
+            "--title",
+            "fix login",
+            "--adapter",
+            "sim",
+            "--sim",
+            "transient,transient,ok",
+            "--wait",
+            "--json",
             env=stack_env(local_env, settings, SELFHEAL_TIME_SCALE="60"),
-        )  # fmt: skip
+        )
         took = time.monotonic() - began
     assert result.returncode == 0, result.stderr
     status = json.loads(result.stdout)
@@ -50,11 +61,15 @@ async def test_orchestrator_starts_agent_task_by_name_with_plain_json(
     async with Worker(client, task_queue=settings.task_queue, plugins=[SelfHealing(settings)]):
         result = await client.execute_workflow(
             "AgentTask",
-            {"id": task_id, "agent": "LEO", "title": "add tests",
-             "adapter": {"kind": "sim", "sim": "ok"}},
+            {
+                "id": task_id,
+                "agent": "LEO",
+                "title": "add tests",
+                "adapter": {"kind": "sim", "sim": "ok"},
+            },
             id=f"task-{task_id}",
             task_queue=settings.task_queue,
-        )  # fmt: skip
+        )
     assert result["state"] == "succeeded"
     assert result["attempts"][0]["agent"] == "LEO"
     described = await client.get_workflow_handle(f"task-{task_id}").describe()
@@ -66,13 +81,17 @@ async def test_worker_killed_mid_attempt_finishes_without_duplicate_rows(
     local_env: WorkflowEnvironment, settings: Settings
 ):
     settings = settings.model_copy(
-        update={"policies": Policies(retry=RetryLadder(waits=[0.5, 0.5, 0.5],
-                                                       heartbeat_timeout=2.0))}
-    )  # fmt: skip
+        update={
+            "policies": Policies(retry=RetryLadder(waits=[0.5, 0.5, 0.5], heartbeat_timeout=2.0))
+        }
+    )
     input = build_task_input(
-        settings, agent="SAM", title="crash me", task_id=f"crash-{uuid.uuid4().hex[:6]}",
+        settings,
+        agent="SAM",
+        title="crash me",
+        task_id=f"crash-{uuid.uuid4().hex[:6]}",
         adapter=AdapterSpec(kind="sim", sim="transient,stall:3,ok"),
-    )  # fmt: skip
+    )
     worker = start_worker(local_env, settings)
     try:
         handle = await start_task(local_env.client, settings, input)
