@@ -112,6 +112,8 @@ class AgentTask:
                 result = await self._supervised_attempt(input, attempt, previous_error)
                 self._finish_attempt(attempt, result)
                 self._status.last_progress_at = attempt.ended_at
+                if self._incident is not None and self._incident.kind == "stuck":
+                    await self._close_incident("progress", f"attempt {n} {attempt.outcome}")
                 kind = attempt.error_kind
                 if attempt.outcome == "succeeded":
                     self._status.result = result.output[-2000:] or "ok"
