@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn
@@ -37,6 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    try:
+        code = run(argv)
+    except SystemExit as exit:
+        code = exit.code if isinstance(exit.code, int) else 1
+    # The Temporal client's native threads can abort the interpreter while it finalizes;
+    # everything is done by now, so leave without finalizing.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], Coroutine[Any, Any, int | None]] = args.handler
     try:
@@ -53,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
         FileNotFoundError,
     ) as err:
         fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
-    raise SystemExit(code or 0)
+    return code or 0
 
 
 if __name__ == "__main__":

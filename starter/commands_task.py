@@ -118,11 +118,15 @@ async def task_show(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _signal(args: argparse.Namespace, name: str, body: dict[str, str]) -> int:
+async def _signal(
+    args: argparse.Namespace, name: str, body: dict[str, str], *incident_statuses: str
+) -> int:
     client = await connect()
     handle, description = await _handle(client, args.id)
     if description.status != WorkflowExecutionStatus.RUNNING:
         raise UsageError(f"task {args.id} has finished; signals to it are ignored")
+    if incident_statuses:
+        await _require_incident(client, args, *incident_statuses)
     await handle.signal(name, body)
     print(
         json.dumps({"workflow_id": handle.id, "signal": name, "body": body})
@@ -142,14 +146,21 @@ async def task_progress(args: argparse.Namespace) -> int:
     return await _signal(args, "report_progress", {"note": args.note})
 
 
+async def _require_incident(client: Client, args: argparse.Namespace, *statuses: str) -> None:
+    status = await read_status(client, args.id)
+    live = [i for i in status.incidents if i.kind != "failed" and i.status in statuses]
+    if not live:
+        raise UsageError(f"task {args.id} has no {' or '.join(statuses)} incident")
+
+
 async def task_ack(args: argparse.Namespace) -> int:
     if not args.by.strip():
         raise UsageError("--by must not be empty")
-    return await _signal(args, "acknowledge", {"by": args.by})
+    return await _signal(args, "acknowledge", {"by": args.by}, "open")
 
 
 async def task_resolve(args: argparse.Namespace) -> int:
-    return await _signal(args, "resolve", {"note": args.note})
+    return await _signal(args, "resolve", {"note": args.note}, "open", "acknowledged")
 
 
 def _print_status(status: TaskStatus, as_json: bool) -> None:
@@ -160,7 +171,11 @@ def _print_status(status: TaskStatus, as_json: bool) -> None:
     for a in status.attempts:
         error = f"  {a.error_kind}: {a.error}" if a.error else ""
         print(f"  attempt {a.n}  {a.agent:<6} {a.strategy:<12} {a.outcome}{error}")
+    for i in status.incidents:
+        print(f"  incident {i.n}  {i.kind:<8} {i.status:<12} {i.reason}  ({i.escalation_id})")
     for e in status.escalations:
         print(f"  escalation {e.step} → {e.target} at {e.at:%H:%M:%S}")
+    if status.next_step:
+        print(f"  next escalation step: {status.next_step}")
     if status.result:
         print(f"  result: {status.result.splitlines()[0][:120]}")

@@ -1,6 +1,7 @@
 """Shared fixtures: one time-skipping test server and one local dev server per session, both from
 the PyPI wheels installed next to this interpreter (never the SDK's download path)."""
 
+import os
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -66,3 +67,22 @@ def settings(tmp_path: Path, task_queue: str) -> Settings:
 @pytest.fixture
 def client(skipping_env: WorkflowEnvironment) -> Client:
     return skipping_env.client
+
+
+_exit_status = 0
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    global _exit_status
+    _exit_status = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The Temporal SDK's native threads can abort the interpreter while it finalizes (seen as
+    "PyGILState_Release ... finalizing"); the run is over and reported, so exit with its status
+    without finalizing, so CI sees pytest's own verdict."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_exit_status)

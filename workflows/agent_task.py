@@ -440,6 +440,10 @@ class AgentTask:
         incident.status = "resolved" if reason in ("resolved", "progress") else "closed"
         incident.resolved_at, incident.resolution = now, note
         took = (now - incident.opened_at).total_seconds()
+        if self._status.state in ("stuck", "blocked", "escalated"):
+            self._set_state("retrying" if self._retry_at else "running")
+        self._status.blocked_reason = None
+        self._describe(f"incident {incident.n} {incident.status} after {format_duration(took)}")
         await self._update_incident(
             incident, incident.status, note=note, details={"time_to_resolve_s": took}
         )
@@ -450,10 +454,6 @@ class AgentTask:
             )
         except Exception:
             workflow.logger.info("escalation %s already over", incident.escalation_id)
-        if self._status.state in ("stuck", "blocked", "escalated"):
-            self._set_state("retrying" if self._retry_at else "running")
-        self._status.blocked_reason = None
-        self._describe(f"incident {incident.n} {incident.status} after {format_duration(took)}")
 
     async def _update_incident(
         self,

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import SecretStr
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -206,6 +207,15 @@ async def test_final_failure_escalates_straight_to_the_lead(
         assert incident.kind == "failed"
         # The escalation outlives the task (ABANDON); its lead step fires at once.
         lead = s.client.get_workflow_handle(f"task-lead-{final.id}-1", result_type=TaskStatus)
+
+        async def dispatched() -> bool:
+            try:
+                await lead.describe()
+            except RPCError:
+                return False
+            return True
+
+        await eventually(dispatched)
         assert (await lead.result()).state == "succeeded"
         context = started_input(await lead.fetch_history())["context"]
         assert context["kind"] == "failed"

@@ -117,7 +117,7 @@ def write_config(path: Path, sink_url: str) -> Path:
     lines = [f'[channels]\nceo = "{sink_url}/ceo"\ndev = "{sink_url}/dev"\n']
     for name, (peers, role) in team.items():
         lines.append(
-            f"[agents.{name}]\nrole = \"{role}\"\npeers = {json.dumps(peers)}\n"
+            f'[agents.{name}]\nrole = "{role}"\npeers = {json.dumps(peers)}\n'
             f'notify_url = "{sink_url}/agents/{name}"\n'
             + ('lead = "MAX"\n' if name != "MAX" else "")
         )
