@@ -4,6 +4,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shutil
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -100,11 +101,20 @@ async def run_demo(args: argparse.Namespace) -> int:
     if args.time_scale <= 0:
         raise ValueError(f"--time-scale must be positive, got {args.time_scale:g}")
     settings = _settings(args, time_scale=args.time_scale)
+    # The demo keeps its own server state and ledger, fresh each run, apart from `selfheal dev`'s.
+    demo_dir = settings.data_dir / "demo"
+    shutil.rmtree(demo_dir, ignore_errors=True)
+    settings = settings.model_copy(update={"data_dir": demo_dir})
     if os.environ.get("TEMPORAL_ADDRESS"):
         client = await connect()
         return await run_scenarios(settings, client, ui_url=None, as_json=args.json)
     port = 7233 if port_is_free(7233) and port_is_free(8233) else free_port()
     ui_port = 8233 if port == 7233 else free_port()
-    async with DevServer(settings.data_dir / "demo", port, ui_port) as server:
+    async with DevServer(demo_dir, port, ui_port) as server:
         client = await connect(target_host=server.address, namespace="default")
-        return await run_scenarios(settings, client, ui_url=server.ui_url, as_json=args.json)
+        code = await run_scenarios(settings, client, ui_url=server.ui_url, as_json=args.json)
+    print(
+        f"(the demo's server has stopped; browse its workflows with "
+        f"`selfheal dev --data-dir {demo_dir}`)"
+    )
+    return code

@@ -11,6 +11,7 @@ from temporalio.worker import Worker
 
 from selfheal.config import Settings
 from selfheal.plugins import SelfHealing
+from starter.scenarios.inbox import DemoInbox, demo_inbox
 
 
 @dataclass
@@ -35,6 +36,7 @@ class DemoContext:
     settings: Settings
     client: Client
     ui_url: str | None
+    inbox: DemoInbox | None = None
 
     def link(self, workflow_id: str) -> str:
         if not self.ui_url:
@@ -46,9 +48,9 @@ Scenario = Callable[[DemoContext], Awaitable[ScenarioResult]]
 
 
 def scenarios() -> list[Scenario]:
-    from starter.scenarios import retry, review, rollback
+    from starter.scenarios import escalation, retry, review, rollback
 
-    return [retry.run, review.run, rollback.run]
+    return [retry.run, escalation.run, review.run, rollback.run]
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -61,7 +63,14 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 async def run_scenarios(
     settings: Settings, client: Client, ui_url: str | None, as_json: bool = False
 ) -> int:
-    ctx = DemoContext(settings=settings, client=client, ui_url=ui_url)
+    async with demo_inbox() as inbox:
+        return await _run(inbox.wire(settings), client, ui_url, inbox, as_json)
+
+
+async def _run(
+    settings: Settings, client: Client, ui_url: str | None, inbox: DemoInbox, as_json: bool
+) -> int:
+    ctx = DemoContext(settings=settings, client=client, ui_url=ui_url, inbox=inbox)
     print(
         f"selfheal demo: time scale {settings.time_scale:g} (1 policy minute = "
         f"{60 / settings.time_scale:g}s), task queue {settings.task_queue}",
@@ -69,7 +78,14 @@ async def run_scenarios(
     )
     worker = Worker(client, task_queue=settings.task_queue, plugins=[SelfHealing(settings)])
     async with worker:
-        results = await asyncio.gather(*(scenario(ctx) for scenario in scenarios()))
+        results = list(await asyncio.gather(*(scenario(ctx) for scenario in scenarios())))
+    ceo_alerts = len(inbox.to("/ceo"))
+    results.append(ScenarioResult("notifications", ["channel", "notices", "last"], rows=[
+        [path, str(len(inbox.to(path))), inbox.to(path)[-1].text[:90]]
+        for path in sorted({n.path for n in inbox.notices})
+    ], metrics=[Metric(
+        "CEO channel alerts", f"{ceo_alerts} in this run", "< 1 per day", ceo_alerts == 0,
+    )]))  # fmt: skip
     metrics: list[Metric] = []
     failures: list[str] = []
     for result in results:
