@@ -47,7 +47,7 @@ async def run(ctx: DemoContext) -> ScenarioResult:
     # `selfheal task block` or `temporal workflow signal --name mark_blocked` would.
     await _until(block_handle, lambda s: len(s.attempts) == 2 and s.state == "retrying", 30)
     await block_handle.signal("mark_blocked", {"reason": "staging credentials expired"})
-    status = await _until(block_handle, lambda s: bool(s.escalations), steps["lead"] * 2)
+    await _until(block_handle, lambda s: bool(s.escalations), steps["lead"] * 2)
     await asyncio.sleep(steps["peer"] / 3)  # 20 policy minutes after the block
     await block_handle.signal("acknowledge", {"by": "MAX"})
     await block_handle.signal("resolve", {"note": "credentials rotated"})
@@ -85,15 +85,15 @@ async def run(ctx: DemoContext) -> ScenarioResult:
     if [e.step for e in finals[1].escalations] != ["peer"]:
         result.failures.append("blocked task: the acknowledgement should stop the ladder")
     worst = max(escalated_after, default=float("inf"))
-    stuck_at = finals[0].incidents[0].stuck_at if finals[0].incidents else None
+    stall_incident = finals[0].incidents[0] if finals[0].incidents else None
+    flagged = "?"
+    if stall_incident and stall_incident.stuck_at:
+        seconds = (stall_incident.stuck_at - stall_incident.since).total_seconds()
+        flagged = f"{_policy_minutes(seconds, scale):.1f}"
     result.metrics.append(Metric(
         "stuck task escalated",
-        f"{worst:.1f} policy min after the last progress (stuck flagged at "
-        + (f"{_policy_minutes((stuck_at - finals[0].incidents[0].since).total_seconds(), scale):.1f}"
-           if stuck_at else "?")
-        + " min)",
+        f"{worst:.1f} policy min after the last progress (stuck flagged at {flagged} min)",
         "< 30 min",
         worst < 30,
     ))  # fmt: skip
-    del status
     return result
