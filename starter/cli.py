@@ -38,12 +38,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    raise SystemExit(run(argv))
+
+
+def console() -> None:
+    """The ``selfheal`` console script: ``main`` without interpreter finalization, where the
+    Temporal client's native threads can abort the process after all the work is done."""
     try:
-        code = run(argv)
+        code = run()
     except SystemExit as exit:
         code = exit.code if isinstance(exit.code, int) else 1
-    # The Temporal client's native threads can abort the interpreter while it finalizes;
-    # everything is done by now, so leave without finalizing.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
@@ -70,4 +74,4 @@ def run(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    main()
+    console()

@@ -1,10 +1,6 @@
 """A worker SIGKILLed between the revert and its verify: after a restart, exactly one revert."""
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 from temporalio.client import WorkflowExecutionStatus
@@ -13,20 +9,7 @@ from temporalio.testing import WorkflowEnvironment
 from selfheal.config import Settings
 from starter.commits import build_check, enqueue, read_commit, wait_for_guard
 from tests.rollback_repo import BUILD, commit, log, make_repo, message
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def start_worker(env: WorkflowEnvironment, settings: Settings) -> subprocess.Popen[bytes]:
-    environment = os.environ | {
-        "TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
-        "SELFHEAL_TASK_QUEUE": settings.task_queue,
-        "SELFHEAL_DATA_DIR": str(settings.data_dir),
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "starter.cli", "worker"], cwd=ROOT, env=environment,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+from tests.workers import kill, start_worker
 
 
 async def test_worker_killed_between_revert_and_verify(
@@ -47,14 +30,12 @@ async def test_worker_killed_between_revert_and_verify(
             await asyncio.sleep(0.05)
         else:
             raise AssertionError("the revert never landed")
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait()
+        kill(worker)
         killed_mid_guard = await client.get_workflow_handle(workflow_id).describe()
         worker = start_worker(local_env, settings)
         status = await asyncio.wait_for(wait_for_guard(client, workflow_id), 60)
     finally:
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait()
+        kill(worker)
     assert status.state == "reverted", status.reason
     reverts = [s for s in log(repo) if f"Selfheal-Revert-Of: {bad}" in message(repo, s)]
     assert reverts == [status.revert_sha] and log(repo)[0] == status.revert_sha

@@ -1,11 +1,9 @@
 """Blocked tasks and the escalation ladder on the time-skipping server, with a real HTTP
 notification sink on 127.0.0.1."""
 
-import asyncio
 import json
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,6 +21,7 @@ from selfheal.models import AdapterSpec, EscalationInput, TaskStatus
 from selfheal.plugins import SelfHealing
 from starter.client import build_task_input, start_task
 from tests.servers import NotificationSink, serving
+from tests.waiting import eventually
 from workflows.agent_task import AgentTask
 from workflows.escalation import Escalation
 
@@ -38,13 +37,6 @@ def with_sink(settings: Settings, url: str) -> Settings:
             "dev_channel_url": SecretStr(f"{url}/dev"),
         }
     )
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 @dataclass

@@ -5,7 +5,6 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -17,18 +16,12 @@ from selfheal.models import AdapterSpec
 from selfheal.plugins import SelfHealing
 from starter.client import build_task_input, start_task
 from tests.servers import NotificationSink, serving
+from tests.waiting import eventually
 from tests.workers import kill, start_worker
 from tests.workflows.test_escalation import with_sink
 from workflows.agent_task import AgentTask
 
 TEMPORAL = Path(sys.executable).parent / "temporal"
-
-
-async def wait_until(check, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 async def test_a_stall_is_noticed_at_its_thresholds_and_resolved_by_progress(
@@ -81,7 +74,7 @@ async def test_mark_blocked_sent_by_the_temporal_cli(
         async def retrying() -> bool:
             return (await handle.query(AgentTask.status)).state == "retrying"
 
-        await wait_until(retrying)
+        await eventually(retrying)
         result = await asyncio.to_thread(
             subprocess.run,
             [
@@ -98,7 +91,7 @@ async def test_mark_blocked_sent_by_the_temporal_cli(
         async def blocked() -> bool:
             return (await handle.query(AgentTask.status)).state == "blocked"
 
-        await wait_until(blocked)
+        await eventually(blocked)
         status = await handle.query(AgentTask.status)
         assert status.blocked_reason == "no API key"
         assert status.incidents[0].kind == "blocked"
@@ -147,13 +140,13 @@ async def test_worker_killed_mid_ladder_loses_no_step_and_sends_none_twice(
             async def retrying() -> bool:
                 return (await handle.query(AgentTask.status)).state in ("retrying", "running")
 
-            await wait_until(retrying)
+            await eventually(retrying)
             await handle.signal("mark_blocked", {"reason": "waiting for credentials"})
 
             async def peer_pinged() -> bool:
                 return len(sink.delivered) >= 1
 
-            await wait_until(peer_pinged)
+            await eventually(peer_pinged)
             kill(worker)  # the lead step falls due while no worker runs
             await asyncio.sleep(4)
             worker = start_worker(local_env, settings, SELFHEAL_CONFIG=str(config))
@@ -161,7 +154,7 @@ async def test_worker_killed_mid_ladder_loses_no_step_and_sends_none_twice(
             async def ceo_alerted() -> bool:
                 return any(d.path == "/ceo" for d in sink.delivered)
 
-            await wait_until(ceo_alerted, timeout=40)
+            await eventually(ceo_alerted, timeout=40)
             status = await handle.query(AgentTask.status)
             await handle.signal("resolve", {"note": "credentials arrived"})
             final = await asyncio.wait_for(handle.result(), 30)
