@@ -55,8 +55,32 @@ _EXIT_CODES: dict[int, ErrorKind] = {
 }
 
 
-def classify(error: str, exit_code: int | None = None) -> ErrorKind:
-    """The kind of a failure from its exit code and output; unknown failures are ``task``."""
+# Exception type names (as Temporal reports them in an ApplicationError's ``type``).
+_EXCEPTION_TYPES: dict[str, ErrorKind] = {
+    "TimeoutError": "transient",
+    "ConnectionError": "transient",
+    "ConnectionResetError": "transient",
+    "ConnectionRefusedError": "transient",
+    "ConnectTimeout": "transient",
+    "ReadTimeout": "transient",
+    "RemoteProtocolError": "transient",
+    "HTTPStatusError": "transient",
+    "EndpointDown": "transient",
+    "PermissionError": "permanent",
+    "FileNotFoundError": "permanent",
+    "NotImplementedError": "permanent",
+    "MemoryError": "agent",
+    "RecursionError": "agent",
+}
+
+
+def classify(
+    error: str, exit_code: int | None = None, exception_type: str | None = None
+) -> ErrorKind:
+    """The kind of a failure from its exception type, exit code and output, in that order;
+    unknown failures are ``task``."""
+    if exception_type in _EXCEPTION_TYPES:
+        return _EXCEPTION_TYPES[exception_type]
     if exit_code is not None:
         if exit_code < 0:
             return "agent"  # killed by a signal

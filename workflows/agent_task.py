@@ -66,6 +66,9 @@ M = TypeVar("M", bound=BaseModel)
 IncidentKind = Literal["stuck", "blocked", "failed"]
 
 
+# History size: an attempt costs about 15 events and the ladder has 4, and signals are folded
+# into the main loop, so a task stays far below Temporal's history limits without
+# continue-as-new (which would also split the task's story across runs in the UI).
 @workflow.defn(name="AgentTask")
 class AgentTask:
     @workflow.init
@@ -219,11 +222,14 @@ class AgentTask:
                     f"{format_duration(input.retry.attempt_timeout)}",
                     error_kind="agent",
                 )
-            cause = err.cause.message if err.cause else err.message
+            cause = err.cause
+            message = cause.message if cause else err.message
+            type_name = getattr(cause, "type", None)
             return AgentRunResult(
                 outcome="failed",
-                error=f"infrastructure failure after {input.retry.infra_retries} tries: {cause}",
-                error_kind="transient",
+                error=f"infrastructure failure after {input.retry.infra_retries} tries: "
+                f"{type_name or 'error'}: {message}",
+                error_kind=classify(message, None, type_name),
             )
         except asyncio.CancelledError:
             handle.cancel()
