@@ -2,17 +2,25 @@
 
 import argparse
 import json
+from datetime import timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from selfheal.config import Settings, load_settings
 from selfheal.ids import task_workflow_id
-from selfheal.models import AdapterSpec, TaskStatus
+from selfheal.models import AdapterSpec, EscalationOutcome, TaskStatus
 from starter.client import build_task_input, connect, start_task
 from starter.errors import UsageError
 from workflows.agent_task import AgentTask
+from workflows.escalation import Escalation
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -106,10 +114,28 @@ async def _handle(client: Client, id: str) -> tuple[WorkflowHandle[AgentTask, Ta
 async def read_status(client: Client, id: str) -> TaskStatus:
     handle, description = await _handle(client, id)
     if description.status == WorkflowExecutionStatus.COMPLETED:
-        return await handle.result()
+        return await _with_late_escalations(client, await handle.result())
     if description.status != WorkflowExecutionStatus.RUNNING:
         raise UsageError(f"task {id} ended as {description.status.name.lower()}")
     return await handle.query(AgentTask.status)
+
+
+async def _with_late_escalations(client: Client, status: TaskStatus) -> TaskStatus:
+    """A final failure's escalation outlives its task: add the steps it fired since."""
+    for incident in status.incidents:
+        if incident.kind != "failed":
+            continue
+        escalation = client.get_workflow_handle(incident.escalation_id)
+        try:
+            if (await escalation.describe()).status == WorkflowExecutionStatus.RUNNING:
+                outcome = await escalation.query(Escalation.outcome)
+            else:
+                outcome = await escalation.result(rpc_timeout=timedelta(seconds=5))
+                outcome = EscalationOutcome.model_validate(outcome)
+        except (RPCError, WorkflowFailureError, WorkflowQueryFailedError):
+            continue
+        status.escalations += [s for s in outcome.steps if s not in status.escalations]
+    return status
 
 
 async def task_show(args: argparse.Namespace) -> int:

@@ -98,3 +98,29 @@ async def test_unknown_task_finished_task_and_no_incident_are_refused(
         selfheal, "task", "block", input.id, "--reason", "late", env=env
     )
     assert_refused(finished, "has finished")
+
+
+async def test_show_of_a_failed_task_lists_the_escalation_that_outlived_it(
+    local_env: WorkflowEnvironment, settings: Settings
+):
+    import json
+
+    env = stack_env(local_env, settings)
+    async with Worker(
+        local_env.client, task_queue=settings.task_queue, plugins=[SelfHealing(settings)]
+    ):
+        input = build_task_input(
+            settings, agent="SAM", title="rotate key", task_id=f"f-{uuid.uuid4().hex[:6]}",
+            adapter=AdapterSpec(kind="sim", sim="permanent"),
+        )  # fmt: skip
+        final = await (await start_task(local_env.client, settings, input)).result()
+        assert final.escalations == []  # the task ended before its escalation fired
+        for _ in range(100):
+            shown = await asyncio.to_thread(selfheal, "task", "show", input.id, "--json", env=env)
+            status = json.loads(shown.stdout)
+            if status["escalations"]:
+                break
+            await asyncio.sleep(0.1)
+    assert status["state"] == "failed"
+    assert [e["step"] for e in status["escalations"]] == ["lead"]
+    assert status["escalations"][0]["target"] == "MAX"
