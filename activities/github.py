@@ -35,8 +35,13 @@ class GitHubActivities:
     async def set_commit_status(self, input: CommitStatusInput) -> CommitStatusResult:
         token = self.settings.github_token
         if token is None:
-            log.info("no GitHub token configured: commit status %s on %s/%s@%s not sent",
-                     input.state, input.owner, input.repo, input.sha[:12])
+            log.info(
+                "no GitHub token configured: commit status %s on %s/%s@%s not sent",
+                input.state,
+                input.owner,
+                input.repo,
+                input.sha[:12],
+            )
             return CommitStatusResult(sent=False, note="no GitHub token configured")
         body: dict[str, str] = {
             "state": input.state,
@@ -64,6 +69,7 @@ class GitHubActivities:
                 f"GitHub API refused the commit status: {response.status_code}",
                 non_retryable=True,
             )
-        log.info("commit status %s on %s/%s@%s", input.state, input.owner, input.repo,
-                 input.sha[:12])
+        log.info(
+            "commit status %s on %s/%s@%s", input.state, input.owner, input.repo, input.sha[:12]
+        )
         return CommitStatusResult(sent=True, http_status=response.status_code)

@@ -355,4 +355,3 @@ class CommitGuardLedgerActivities:
     @activity.defn(name=CommitActivities.RECORD_GUARD)
     async def record_commit_guard(self, entry: GuardLedgerEntry) -> None:
         await asyncio.to_thread(record_commit_guard, self.ledger, entry)
-

@@ -181,16 +181,25 @@ async def bench(args: argparse.Namespace) -> int:
             ready, stop = context.Event(), context.Event()
             target = env.client.service_client.config.target_host
             config = settings.model_dump_json(exclude={"github_secret"})
-            worker = context.Process(target=worker_process, args=(
-                target, config, not args.no_worker, ready, stop))
+            worker = context.Process(
+                target=worker_process, args=(target, config, not args.no_worker, ready, stop)
+            )
             worker.start()
             try:
                 if not await asyncio.to_thread(ready.wait, 60):
                     raise RuntimeError("the worker process did not start")
                 ours, theirs = context.Pipe()
-                client = context.Process(target=client_process, args=(
-                    f"http://127.0.0.1:{port}{PATH}", secret, items, args.rate, args.concurrency,
-                    theirs))
+                client = context.Process(
+                    target=client_process,
+                    args=(
+                        f"http://127.0.0.1:{port}{PATH}",
+                        secret,
+                        items,
+                        args.rate,
+                        args.concurrency,
+                        theirs,
+                    ),
+                )
                 client.start()
                 sent = await asyncio.to_thread(ours.recv)
                 client.join(30)
@@ -244,9 +253,11 @@ def report(
     mode = (f"open-loop at {args.rate:g}/s, at most {args.concurrency} in flight" if args.rate
             else f"closed-loop, {args.concurrency} senders")  # fmt: skip
     mode += ", reviews queued (no worker)" if args.no_worker else ", worker running the reviews"
-    print(f"webhook bench: {len(items)} signed deliveries over {prs} PRs, {redeliveries} "
-          f"redeliveries ({redeliveries / len(items):.0%}), {mode}; "
-          f"answers {dict(sorted(codes.items()))}")
+    print(
+        f"webhook bench: {len(items)} signed deliveries over {prs} PRs, {redeliveries} "
+        f"redeliveries ({redeliveries / len(items):.0%}), {mode}; "
+        f"answers {dict(sorted(codes.items()))}"
+    )
     rows = [
         ("ack latency p50", f"{p50:.2f} ms", "", True),
         ("ack latency p99", f"{p99:.2f} ms", "< 50 ms", p99 < 50),
@@ -275,12 +286,19 @@ def main() -> None:
     parser.add_argument("--deliveries", type=int, default=1000)
     parser.add_argument("--prs", type=int, default=50)
     parser.add_argument("--redeliveries", type=float, default=0.2)
-    parser.add_argument("--rate", type=float, default=100.0,
-                        help="deliveries per second, sent open-loop; 0: as fast as answered")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=100.0,
+        help="deliveries per second, sent open-loop; 0: as fast as answered",
+    )
     parser.add_argument("--concurrency", type=int, default=32, help="most in flight at once")
     parser.add_argument("--seed", type=int, default=5)
-    parser.add_argument("--no-worker", action="store_true",
-                        help="do not run the reviews: measure the webhook and Temporal's starts")
+    parser.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="do not run the reviews: measure the webhook and Temporal's starts",
+    )
     args = parser.parse_args()
     if not (0 < args.prs <= args.deliveries <= 100_000 and 0 <= args.redeliveries < 1
             and 0 < args.concurrency <= 256 and 0 <= args.rate <= 10_000):  # fmt: skip

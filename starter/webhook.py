@@ -94,7 +94,7 @@ def build_review_input(
     assert pr is not None
     reviewer = settings.reviewer
     if reviewer is None:
-        raise ValueError("the team has no reviewer (an agent with role = \"reviewer\")")
+        raise ValueError('the team has no reviewer (an agent with role = "reviewer")')
     task = build_task_input(
         settings,
         agent=reviewer,
@@ -204,8 +204,14 @@ class GitHubWebhook:
         if decision.action == "ping":
             return _answer(200, ok=True, event="ping", delivery=delivery)
         if decision.action == "ignore":
-            return _answer(202, ignored=True, reason=decision.reason, event=event,
-                           action=decision.event_action or None, delivery=delivery)
+            return _answer(
+                202,
+                ignored=True,
+                reason=decision.reason,
+                event=event,
+                action=decision.event_action or None,
+                delivery=delivery,
+            )
         try:
             input = build_review_input(self.settings, decision, delivery, self.adapter)
         except ValueError as err:  # a team or adapter problem in the config, not in the request
@@ -219,8 +225,14 @@ class GitHubWebhook:
             log.warning("delivery %s: Temporal refused the start: %s", delivery, err.message)
             return _answer(503, error="Temporal is unavailable; redeliver later",
                            delivery=delivery)  # fmt: skip
-        log.info("delivery %s: %s %s → %s %s", delivery, event, decision.event_action,
-                 workflow_id, "started" if started else "exists")
+        log.info(
+            "delivery %s: %s %s → %s %s",
+            delivery,
+            event,
+            decision.event_action,
+            workflow_id,
+            "started" if started else "exists",
+        )
         return _answer(
             201 if started else 200,
             workflow_id=workflow_id,

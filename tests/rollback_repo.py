@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BUILD_SCRIPT = '''\
+BUILD_SCRIPT = """\
 import pathlib, sys, time
 time.sleep(float(pathlib.Path("build.delay").read_text() or 0))
 text = pathlib.Path("app.txt").read_text()
@@ -21,7 +21,7 @@ if "BROKEN" in text:
     print("compiling app.txt ...")
     sys.exit("error: app.txt: syntax error near BROKEN")
 print("build ok")
-'''
+"""
 BUILD = f"{sys.executable} build.py"
 
 

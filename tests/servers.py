@@ -61,8 +61,15 @@ class FakeGitHub:
             if self.refuse:
                 return JSONResponse({"message": "Validation Failed"}, status_code=422)
             p = request.path_params
-            self.calls.append(StatusCall(p["owner"], p["repo"], p["sha"], await request.json(),
-                                         request.headers.get("authorization")))
+            self.calls.append(
+                StatusCall(
+                    p["owner"],
+                    p["repo"],
+                    p["sha"],
+                    await request.json(),
+                    request.headers.get("authorization"),
+                )
+            )
             return JSONResponse({"id": len(self.calls), "state": "ok"}, status_code=201)
 
         return Starlette(routes=[

@@ -92,31 +92,62 @@ def _deliveries(run_id: str) -> list[Delivery]:
     web1, web2, api1, api2 = new_sha(), new_sha(), new_sha(), new_sha()
     out: list[Delivery] = []
 
-    def add(label: str, payload: dict[str, Any], event: str = "pull_request",
-            delivery: str | None = None) -> None:
+    def add(
+        label: str,
+        payload: dict[str, Any],
+        event: str = "pull_request",
+        delivery: str | None = None,
+    ) -> None:
         action = payload.get("action", "")
-        reviewable = event == "pull_request" and action in REVIEW_ACTIONS and not (
-            payload["pull_request"]["draft"] and action != "ready_for_review"
+        reviewable = (
+            event == "pull_request"
+            and action in REVIEW_ACTIONS
+            and not (payload["pull_request"]["draft"] and action != "ready_for_review")
         )
         out.append(Delivery(label, event, payload, delivery or str(uuid.uuid4()), reviewable))
 
     repo = f"web-{run_id}"
     add("ping", {"zen": "Keep it logically awesome.", "hook_id": 1}, event="ping")
-    add("web#12 opened", pull_request_event("opened", web1, repo=repo, number=12,
-                                            title="Fix the login redirect"))
+    add(
+        "web#12 opened",
+        pull_request_event("opened", web1, repo=repo, number=12, title="Fix the login redirect"),
+    )
     add("web#12 redelivered", out[-1].payload, delivery=out[-1].delivery)
-    add("web#12 reopened, same head", pull_request_event("reopened", web1, repo=repo, number=12,
-                                                         title="Fix the login redirect"))
-    add("web#13 opened as draft", pull_request_event("opened", web2, repo=repo, number=13,
-                                                     title="Dark mode", draft=True))
-    add("web#13 ready for review", pull_request_event("ready_for_review", web2, repo=repo,
-                                                      number=13, title="Dark mode"))
-    add("api#7 opened", pull_request_event("opened", api1, repo=f"api-{run_id}", number=7,
-                                           title="Rate-limit the API",
-                                           updated_at="2026-01-01T00:00:00Z"))
-    add("api#7 synchronize (new head)", pull_request_event(
-        "synchronize", api2, repo=f"api-{run_id}", number=7, title="Rate-limit the API",
-        before=api1, updated_at="2026-01-01T00:05:00Z"))
+    add(
+        "web#12 reopened, same head",
+        pull_request_event("reopened", web1, repo=repo, number=12, title="Fix the login redirect"),
+    )
+    add(
+        "web#13 opened as draft",
+        pull_request_event("opened", web2, repo=repo, number=13, title="Dark mode", draft=True),
+    )
+    add(
+        "web#13 ready for review",
+        pull_request_event("ready_for_review", web2, repo=repo, number=13, title="Dark mode"),
+    )
+    add(
+        "api#7 opened",
+        pull_request_event(
+            "opened",
+            api1,
+            repo=f"api-{run_id}",
+            number=7,
+            title="Rate-limit the API",
+            updated_at="2026-01-01T00:00:00Z",
+        ),
+    )
+    add(
+        "api#7 synchronize (new head)",
+        pull_request_event(
+            "synchronize",
+            api2,
+            repo=f"api-{run_id}",
+            number=7,
+            title="Rate-limit the API",
+            before=api1,
+            updated_at="2026-01-01T00:05:00Z",
+        ),
+    )
     add("api#7 labeled", pull_request_event("labeled", api2, repo=f"api-{run_id}", number=7))
     add("web#12 closed", pull_request_event("closed", web1, repo=repo, number=12))
     add("issues event", {"action": "opened", "issue": {"number": 3}}, event="issues")
@@ -187,10 +218,14 @@ async def run(ctx: DemoContext) -> ScenarioResult:
     pairs = {_pair(d.payload) for d, *_ in answers if d.reviewable}
     runs = await asyncio.gather(*(_runs(ctx.client, w) for w in reviews))
     duplicates = (len(started) - len(pairs)) + sum(n - 1 for n in runs if n > 1)
-    result.metrics.append(Metric(
-        "PR events → review dispatched", f"{rate:.0%} ({dispatched}/{reviewable} events, "
-        f"{len(reviews)} reviews)", "100%", rate == 1.0,
-    ))
+    result.metrics.append(
+        Metric(
+            "PR events → review dispatched",
+            f"{rate:.0%} ({dispatched}/{reviewable} events, {len(reviews)} reviews)",
+            "100%",
+            rate == 1.0,
+        )
+    )
     result.metrics.append(Metric(
         "duplicate reviews", f"{duplicates} ({len(answers)} deliveries)", "0", duplicates == 0,
     ))  # fmt: skip
@@ -210,8 +245,9 @@ async def _send_all(
         for d in deliveries:
             body = json.dumps(d.payload).encode()
             began = time.perf_counter()
-            response = await http.post(url, content=body,
-                                       headers=signed_headers(secret, body, d.event, d.delivery))
+            response = await http.post(
+                url, content=body, headers=signed_headers(secret, body, d.event, d.delivery)
+            )
             ms = (time.perf_counter() - began) * 1000
             answers.append((d, response.json(), response.status_code, ms))
     return answers

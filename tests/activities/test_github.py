@@ -13,8 +13,9 @@ from selfheal.review import CommitStatusInput
 from tests.servers import FakeGitHub, serving
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
-STATUS = CommitStatusInput(owner="octo", repo="web", sha=SHA, state="pending",
-                           description="QUINN is reviewing this commit")
+STATUS = CommitStatusInput(
+    owner="octo", repo="web", sha=SHA, state="pending", description="QUINN is reviewing this commit"
+)
 
 
 async def test_posts_the_status_with_the_token_and_never_logs_it(
@@ -29,7 +30,11 @@ async def test_posts_the_status_with_the_token_and_never_logs_it(
     assert result.sent and result.http_status == 201
     [call] = fake.calls
     assert (call.owner, call.repo, call.sha, call.authorization) == (
-        "octo", "web", SHA, "Bearer sekrit-token")
+        "octo",
+        "web",
+        SHA,
+        "Bearer sekrit-token",
+    )
     assert call.body == {"state": "pending", "description": "QUINN is reviewing this commit",
                          "context": "selfheal/review"}  # fmt: skip
     assert "sekrit-token" not in caplog.text
@@ -37,15 +42,18 @@ async def test_posts_the_status_with_the_token_and_never_logs_it(
 
 async def test_no_token_is_a_logged_no_op(settings: Settings, caplog: pytest.LogCaptureFixture):
     with caplog.at_level(logging.INFO):
-        result = await ActivityEnvironment().run(GitHubActivities(settings).set_commit_status,
-                                                 STATUS)
+        result = await ActivityEnvironment().run(
+            GitHubActivities(settings).set_commit_status, STATUS
+        )
     assert not result.sent and "no GitHub token" in caplog.text
 
 
-@pytest.mark.parametrize(("fake", "retryable"), [
-    (FakeGitHub(fail_first=99), True), (FakeGitHub(refuse=True), False)])
-async def test_5xx_is_retryable_and_4xx_is_not(settings: Settings, fake: FakeGitHub,
-                                               retryable: bool):
+@pytest.mark.parametrize(
+    ("fake", "retryable"), [(FakeGitHub(fail_first=99), True), (FakeGitHub(refuse=True), False)]
+)
+async def test_5xx_is_retryable_and_4xx_is_not(
+    settings: Settings, fake: FakeGitHub, retryable: bool
+):
     async with serving(fake.app()) as url:
         activities = GitHubActivities(settings.model_copy(update={
             "github_token": SecretStr("t"), "github_api": url}))  # fmt: skip
@@ -56,5 +64,7 @@ async def test_5xx_is_retryable_and_4xx_is_not(settings: Settings, fake: FakeGit
 
 def test_the_url_quotes_every_path_segment():
     odd = STATUS.model_copy(update={"repo": "we b", "owner": "o?x"})
-    assert status_url("https://api.github.com/", odd) == \
-        f"https://api.github.com/repos/o%3Fx/we%20b/statuses/{SHA}"
+    assert (
+        status_url("https://api.github.com/", odd)
+        == f"https://api.github.com/repos/o%3Fx/we%20b/statuses/{SHA}"
+    )

@@ -12,8 +12,10 @@ SHA = "0123456789abcdef0123456789abcdef01234567"
 def test_review_actions_start_a_review(action: str):
     decision = decide("pull_request", pull_request_event(action, SHA, owner="Octo", number=12))
     assert decision.action == "review" and decision.pr is not None
-    assert pr_review_workflow_id(decision.pr.owner, decision.pr.repo, 12, SHA) == \
-        "pr-octo-web-12-0123456789ab"
+    assert (
+        pr_review_workflow_id(decision.pr.owner, decision.pr.repo, 12, SHA)
+        == "pr-octo-web-12-0123456789ab"
+    )
 
 
 def test_synchronize_names_the_sha_it_supersedes():
@@ -30,8 +32,10 @@ def test_drafts_wait_for_ready_for_review():
     assert ready.action == "review"
 
 
-@pytest.mark.parametrize(("event", "action"), [("issues", "opened"), ("pull_request", "closed"),
-                                               ("pull_request", "edited"), ("push", "")])
+@pytest.mark.parametrize(
+    ("event", "action"),
+    [("issues", "opened"), ("pull_request", "closed"), ("pull_request", "edited"), ("push", "")],
+)
 def test_other_events_and_actions_are_ignored_with_a_reason(event: str, action: str):
     decision = decide(event, pull_request_event(action, SHA))
     assert decision.action == "ignore" and "not reviewed" in decision.reason

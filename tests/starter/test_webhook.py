@@ -48,8 +48,13 @@ def repo() -> str:
 
 
 async def deliver(
-    http: httpx.AsyncClient, url: str, payload: Any, event: str = "pull_request",
-    delivery: str | None = None, headers: dict[str, str] | None = None, body: bytes | None = None,
+    http: httpx.AsyncClient,
+    url: str,
+    payload: Any,
+    event: str = "pull_request",
+    delivery: str | None = None,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
 ) -> httpx.Response:
     body = json.dumps(payload).encode() if body is None else body
     sent = signed_headers(SECRET, body, event, delivery or str(uuid.uuid4()))
@@ -117,8 +122,9 @@ async def api(local_env: WorkflowEnvironment, hook_settings: Settings) -> AsyncI
 @pytest.fixture
 async def slow_api(local_env: WorkflowEnvironment, hook_settings: Settings) -> AsyncIterator[str]:
     """The webhook with reviews that never finish, so a newer head finds them running."""
-    app = Starlette(routes=webhook_routes(hook_settings, local_env.client,
-                                          AdapterSpec(kind="sim", sim="hang")))
+    app = Starlette(
+        routes=webhook_routes(hook_settings, local_env.client, AdapterSpec(kind="sim", sim="hang"))
+    )
     async with (
         Worker(local_env.client, task_queue=hook_settings.task_queue,
                plugins=[SelfHealing(hook_settings)]),
@@ -131,8 +137,13 @@ async def test_signed_opened_starts_one_high_priority_review_with_the_details(
     api: str, http: httpx.AsyncClient, local_env: WorkflowEnvironment, github: FakeGitHub
 ):
     client, head, name = local_env.client, sha(), repo()
-    response = await deliver(http, api, pull_request_event(
-        "opened", head, owner="Octo", repo=name, number=42, title="Add the signup form"))
+    response = await deliver(
+        http,
+        api,
+        pull_request_event(
+            "opened", head, owner="Octo", repo=name, number=42, title="Add the signup form"
+        ),
+    )
     assert response.status_code == 201, response.text
     answer = response.json()
     workflow_id = f"pr-octo-{name}-42-{head[:12]}"
@@ -261,14 +272,18 @@ async def test_redelivery_and_a_second_event_for_the_same_head_start_nothing_new
     again = await deliver(http, api, opened, delivery="delivery-1")
     assert again.status_code == 200
     assert again.json() | {"delivery": None} == first.json() | {
-        "started": False, "duplicate": True, "delivery": None}
+        "started": False,
+        "duplicate": True,
+        "delivery": None,
+    }
     await wait_closed(local_env.client, workflow_id)
     reopened = await deliver(http, api, pull_request_event("reopened", head, repo=name, number=5))
     assert reopened.status_code == 200 and reopened.json()["workflow_id"] == workflow_id
     runs = await local_env.client.count_workflows(f"WorkflowId = '{workflow_id}'")
     assert runs.count == 1
     tasks = await local_env.client.count_workflows(
-        f"WorkflowId = '{first.json()['task_workflow_id']}'")
+        f"WorkflowId = '{first.json()['task_workflow_id']}'"
+    )
     assert tasks.count == 1
 
 
@@ -276,11 +291,19 @@ async def test_synchronize_supersedes_the_older_heads_review(
     slow_api: str, http: httpx.AsyncClient, local_env: WorkflowEnvironment, github: FakeGitHub
 ):
     client, old, new, name = local_env.client, sha(), sha(), repo()
-    first = await deliver(http, slow_api, pull_request_event(
-        "opened", old, repo=name, number=9, updated_at="2026-01-01T10:00:00Z"))
+    first = await deliver(
+        http,
+        slow_api,
+        pull_request_event("opened", old, repo=name, number=9, updated_at="2026-01-01T10:00:00Z"),
+    )
     await wait_running(client, first.json()["task_workflow_id"])
-    second = await deliver(http, slow_api, pull_request_event(
-        "synchronize", new, repo=name, number=9, before=old, updated_at="2026-01-01T10:05:00Z"))
+    second = await deliver(
+        http,
+        slow_api,
+        pull_request_event(
+            "synchronize", new, repo=name, number=9, before=old, updated_at="2026-01-01T10:05:00Z"
+        ),
+    )
     assert second.status_code == 201 and second.json()["supersedes"] == old
 
     described = await wait_closed(client, first.json()["workflow_id"])
@@ -300,15 +323,26 @@ async def test_a_new_head_without_before_supersedes_through_visibility(
     slow_api: str, http: httpx.AsyncClient, local_env: WorkflowEnvironment
 ):
     client, old, new, name = local_env.client, sha(), sha(), repo()
-    first = await deliver(http, slow_api, pull_request_event(
-        "opened", old, repo=name, number=3, updated_at="2026-01-01T10:00:00Z"))
-    other_pr = await deliver(http, slow_api, pull_request_event(
-        "opened", sha(), repo=name, number=33, updated_at="2026-01-01T10:00:00Z"))
+    first = await deliver(
+        http,
+        slow_api,
+        pull_request_event("opened", old, repo=name, number=3, updated_at="2026-01-01T10:00:00Z"),
+    )
+    other_pr = await deliver(
+        http,
+        slow_api,
+        pull_request_event(
+            "opened", sha(), repo=name, number=33, updated_at="2026-01-01T10:00:00Z"
+        ),
+    )
     await wait_running(client, first.json()["task_workflow_id"])
     await wait_running(client, other_pr.json()["task_workflow_id"])
     await asyncio.sleep(0.5)  # let visibility catch up with the first review
-    reopened = await deliver(http, slow_api, pull_request_event(
-        "reopened", new, repo=name, number=3, updated_at="2026-01-01T11:00:00Z"))
+    reopened = await deliver(
+        http,
+        slow_api,
+        pull_request_event("reopened", new, repo=name, number=3, updated_at="2026-01-01T11:00:00Z"),
+    )
     assert reopened.status_code == 201 and reopened.json()["supersedes"] is None
     described = await wait_closed(client, first.json()["workflow_id"])
     assert described.typed_search_attributes.get(sa.STATE) == "superseded"
@@ -324,15 +358,17 @@ async def test_a_draft_is_skipped_then_reviewed_when_ready(
     head, name = sha(), repo()
     draft = await deliver(http, api, pull_request_event("opened", head, repo=name, draft=True))
     assert draft.status_code == 202 and "draft" in draft.json()["reason"]
-    synced = await deliver(http, api, pull_request_event(
-        "synchronize", head, repo=name, draft=True, before=sha()))
+    synced = await deliver(
+        http, api, pull_request_event("synchronize", head, repo=name, draft=True, before=sha())
+    )
     assert synced.status_code == 202
     workflow_id = f"pr-octo-{name}-1-{head[:12]}"
     assert not await exists(local_env.client, workflow_id)
     ready = await deliver(http, api, pull_request_event("ready_for_review", head, repo=name))
     assert ready.status_code == 201 and ready.json()["workflow_id"] == workflow_id
     result = await local_env.client.get_workflow_handle(
-        workflow_id, result_type=PRReviewResult).result()
+        workflow_id, result_type=PRReviewResult
+    ).result()
     assert result.state == "succeeded"
 
 
@@ -381,14 +417,24 @@ async def test_property_arbitrary_json_and_headers_never_5xx_never_unsigned_work
     unsigned: list[int] = []
 
     def check(url: str) -> None:
-        @hsettings(max_examples=150, deadline=None,
-                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-        @given(payload=_payloads(), event=st.sampled_from(
-                   ["pull_request", "ping", "issues", ""]) | _header_text,
-               signature=st.sampled_from(["valid", "none", "garbage", "sha1", "other"]),
-               garbage=_header_text, extra=st.dictionaries(
-                   st.sampled_from(["X-GitHub-Delivery", "Content-Type", "X-GitHub-Hook-ID",
-                                    "Content-Encoding"]), _header_text, max_size=2))
+        @hsettings(
+            max_examples=150,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        )
+        @given(
+            payload=_payloads(),
+            event=st.sampled_from(["pull_request", "ping", "issues", ""]) | _header_text,
+            signature=st.sampled_from(["valid", "none", "garbage", "sha1", "other"]),
+            garbage=_header_text,
+            extra=st.dictionaries(
+                st.sampled_from(
+                    ["X-GitHub-Delivery", "Content-Type", "X-GitHub-Hook-ID", "Content-Encoding"]
+                ),
+                _header_text,
+                max_size=2,
+            ),
+        )
         def one(payload: Any, event: str, signature: str, garbage: str,
                 extra: dict[str, str]) -> None:  # fmt: skip
             body = json.dumps(payload).encode()
@@ -427,8 +473,11 @@ async def test_property_arbitrary_json_and_headers_never_5xx_never_unsigned_work
 
 async def selfheal(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "selfheal"), *args, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        str(Path(sys.executable).parent / "selfheal"),
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await process.communicate()
     return process.returncode or 0, out.decode(), err.decode()

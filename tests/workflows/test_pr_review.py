@@ -39,8 +39,9 @@ async def review(
 ) -> tuple[str, str]:
     head = head or secrets.token_hex(20)
     payload = pull_request_event("opened", head, repo=f"wf-{uuid.uuid4().hex[:8]}", number=4)
-    input = build_review_input(settings, decide("pull_request", payload), "d-1",
-                               AdapterSpec(kind="sim", sim=sim))
+    input = build_review_input(
+        settings, decide("pull_request", payload), "d-1", AdapterSpec(kind="sim", sim=sim)
+    )
     assert await start_review(client, settings, input)
     return f"pr-octo-{input.pr.repo}-4-{head[:12]}", head
 
@@ -73,7 +74,8 @@ async def test_the_review_heals_like_any_task_and_github_sees_pending_then_succe
     assert {c.authorization for c in github.calls} == {"Bearer t0ken"}
     assert "t0ken" not in history.to_json()
     await Replayer(workflows=[PRReview], data_converter=pydantic_data_converter).replay_workflow(
-        history)
+        history
+    )
 
 
 async def test_a_failed_review_sets_failure(
@@ -104,8 +106,11 @@ async def test_without_a_token_no_status_is_sent(
 ):
     result, _, history = await run(local_env, settings, "ok", None)
     assert result.state == "succeeded" and result.statuses == []
-    scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name
-                 for e in history.events if e.HasField("activity_task_scheduled_event_attributes")]
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
     assert "github.set_commit_status" not in scheduled
 
 
@@ -130,11 +135,13 @@ async def test_a_cancel_by_a_person_is_cancelled_not_superseded(
     assert described.typed_search_attributes.get(sa.STATE) == "cancelled"
     assert github.states(head) == ["pending", "error"]
     await Replayer(workflows=[PRReview], data_converter=pydantic_data_converter).replay_workflow(
-        history)
+        history
+    )
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in HISTORIES.glob("pr_review_*.json")))
 async def test_recorded_histories_replay(name: str):
     history = WorkflowHistory.from_json("recorded", json.loads((HISTORIES / name).read_text()))
     await Replayer(workflows=[PRReview], data_converter=pydantic_data_converter).replay_workflow(
-        history)
+        history
+    )
