@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(PY) bench/retry_success.py
 	$(PY) bench/webhook.py
 	$(PY) bench/rollback.py
+	$(PY) bench/stuck_detection.py
 
 clean:
 	rm -rf $(VENV) .selfheal .pytest_cache
