@@ -68,6 +68,10 @@ class DevServer:
             "--port", str(self.port),
             "--ui-port", str(self.ui_port),
             "--log-level", "error",
+            # WAL and NORMAL sync: the dev server's SQLite default (a rollback journal, fsync
+            # on every commit) makes its disk the bottleneck under bursts of timers.
+            "--sqlite-pragma", "journal_mode=wal",
+            "--sqlite-pragma", "synchronous=normal",
         ]  # fmt: skip
         for key in sa.ALL:
             cmd += ["--search-attribute", f"{key.name}={_SA_TYPE[int(key.indexed_value_type)]}"]

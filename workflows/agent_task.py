@@ -62,6 +62,7 @@ _PREFERENCE: dict[str, tuple[AttemptStrategy, ...]] = {
     "task": ("alternative", "fresh", "same"),
 }
 _LEDGER_TIMEOUT = timedelta(seconds=30)
+_STEP_ORDER = {"peer": 0, "lead": 1, "ceo": 2}
 M = TypeVar("M", bound=BaseModel)
 IncidentKind = Literal["stuck", "blocked", "failed"]
 
@@ -339,6 +340,9 @@ class AgentTask:
                         incident=signal.incident,
                     )
                 )
+                # Steps that fell due together (say, after a worker outage) may signal in any
+                # order; the document lists them in ladder order.
+                self._status.escalations.sort(key=lambda e: (e.incident, e.at, _STEP_ORDER[e.step]))
                 if signal.step == "lead" and self._incident and self._incident.n == signal.incident:
                     self._set_state("escalated")
                 self._describe(f"escalated to {signal.step} {signal.target}")

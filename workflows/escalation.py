@@ -8,11 +8,17 @@ the ladder never waits for them: its timers keep their times.
 
 import asyncio
 import contextlib
+from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import Priority, RetryPolicy
+from temporalio.common import (
+    Priority,
+    RetryPolicy,
+    SearchAttributePair,
+    TypedSearchAttributes,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
@@ -52,7 +58,7 @@ class Escalation:
         self._outcome = EscalationOutcome(incident_key=input.incident_key)
         self._acknowledged: Acknowledge | None = None
         self._closed: CloseIncident | None = None
-        self._notices: list[workflow.ActivityHandle[Any]] = []
+        self._pending: list[asyncio.Future[Any]] = []
 
     @workflow.run
     async def run(self, input: EscalationInput) -> EscalationOutcome:
@@ -96,8 +102,8 @@ class Escalation:
             if self._acknowledged
             else "all steps fired"
         )
-        if self._notices:
-            await asyncio.gather(*self._notices)
+        if self._pending:
+            await asyncio.gather(*self._pending)
         return self._outcome
 
     @workflow.signal
@@ -140,36 +146,38 @@ class Escalation:
         return steps[0].after if steps and self._input.first_step != "peer" else 0.0
 
     async def _fire(self, step: EscalationStep) -> None:
+        """Fire one step. Its commands (dispatch, notice, the subject's signal) go out in one
+        workflow task; the next step's timer does not wait for any of them."""
         input = self._input
-        target: str | None
-        lead_workflow_id = None
-        if step.step == "peer":
-            target = input.peer
-            if target:
-                self._notify(target, step.step, self._peer_text())
-        elif step.step == "lead":
-            target = input.lead
-            if target:
-                lead_workflow_id = await self._dispatch_lead(target)
-                self._notify(target, step.step, self._lead_text(lead_workflow_id))
-        else:
-            target = "ceo"
-            self._notify("ceo", step.step, self._ceo_text())
+        target = {"peer": input.peer, "lead": input.lead, "ceo": "ceo"}[step.step]
         if not target:
             return
+        lead_workflow_id = None
+        if step.step == "lead":
+            lead_workflow_id = task_workflow_id(f"lead-{input.task_id}-{input.n}")
+            self._background(self._dispatch_lead(target, lead_workflow_id))
+            text = self._lead_text(lead_workflow_id)
+        else:
+            text = self._peer_text() if step.step == "peer" else self._ceo_text()
+        self._notify(target, step.step, text)
         record = EscalationRecord(
             step=step.step, target=target, at=workflow.now(), incident=input.n
         )
         self._outcome.steps.append(record)
-        await self._tell_subject(
-            Escalated(
-                incident=input.n,
-                step=step.step,
-                target=target,
-                at=record.at,
-                lead_workflow_id=lead_workflow_id,
+        self._background(
+            self._tell_subject(
+                Escalated(
+                    incident=input.n,
+                    step=step.step,
+                    target=target,
+                    at=record.at,
+                    lead_workflow_id=lead_workflow_id,
+                )
             )
         )
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        self._pending.append(asyncio.ensure_future(work))
 
     def _notify(self, target: str, step: str, text: str) -> None:
         notice = Notice(
@@ -184,7 +192,7 @@ class Escalation:
                 "reason": self._input.reason[:200],
             },
         )
-        self._notices.append(
+        self._pending.append(
             workflow.start_activity(
                 Activities.NOTIFY,
                 notice,
@@ -195,11 +203,10 @@ class Escalation:
             )
         )
 
-    async def _dispatch_lead(self, lead: str) -> str:
+    async def _dispatch_lead(self, lead: str, workflow_id: str) -> None:
         input = self._input
-        lead_id = f"lead-{input.task_id}-{input.n}"
         task = TaskInput(
-            id=lead_id,
+            id=workflow_id.removeprefix("task-"),
             agent=lead,
             title=f"Unblock {input.agent}: {input.title}",
             description=f"{input.kind}: {input.reason}",
@@ -222,7 +229,6 @@ class Escalation:
             },
             time_scale=input.time_scale,
         )
-        workflow_id = task_workflow_id(lead_id)
         # Already started before a worker restart: the same lead task, not a second one.
         with contextlib.suppress(WorkflowAlreadyStartedError):
             await workflow.start_child_workflow(
@@ -233,8 +239,15 @@ class Escalation:
                 parent_close_policy=ParentClosePolicy.ABANDON,
                 priority=Priority(priority_key=PRIORITY_KEYS["high"]),
                 static_summary=f"{lead}: unblock {input.agent}'s task {input.task_id}",
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(sa.KIND, "task"),
+                        SearchAttributePair(sa.AGENT, lead),
+                        SearchAttributePair(sa.STATE, "running"),
+                        SearchAttributePair(sa.ATTEMPT, 1),
+                    ]
+                ),
             )
-        return workflow_id
 
     async def _tell_subject(self, signal: Escalated) -> None:
         try:
