@@ -115,6 +115,18 @@ blockers = sa.Table(
 )
 
 
+# Webhook deliveries accepted before Temporal confirmed their review's start (M2.3).
+review_outbox = sa.Table(
+    "review_outbox",
+    metadata,
+    sa.Column("workflow_id", sa.String(255), primary_key=True),
+    sa.Column("input", sa.Text, nullable=False),
+    sa.Column("delivery", sa.String(128)),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True)),
+)
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -271,6 +283,31 @@ class Ledger:
                     },
                     ["status", "status_code", "at"],
                 )
+            )
+
+    def queue_review(self, workflow_id: str, input_json: str, delivery: str | None) -> bool:
+        """Keep a review to start; False when that workflow id is queued or started already."""
+        row = {"workflow_id": workflow_id, "input": input_json, "delivery": delivery,
+               "received_at": _now()}  # fmt: skip
+        with self.engine.begin() as conn:
+            return conn.execute(self._upsert(review_outbox, row, [])).rowcount == 1
+
+    def queued_reviews(self, limit: int = 100) -> list[tuple[str, str]]:
+        stmt = (
+            sa.select(review_outbox.c.workflow_id, review_outbox.c.input)
+            .where(review_outbox.c.started_at.is_(None))
+            .order_by(review_outbox.c.received_at)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [(r.workflow_id, r.input) for r in conn.execute(stmt)]
+
+    def review_started(self, workflow_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                review_outbox.update()
+                .where(review_outbox.c.workflow_id == workflow_id)
+                .values(started_at=_now())
             )
 
     def rows(self, table: sa.Table, **where: Any) -> list[dict[str, Any]]:

@@ -243,7 +243,13 @@ def report(
     codes: dict[int, int] = {}
     for _, code, _ in sent["results"]:
         codes[code] = codes.get(code, 0) + 1
-    started = [a["workflow_id"] for _, code, a in sent["results"] if code == 201]
+    # A review is started by a 201 (Temporal accepted it in time) or a queued 202 (the outbox
+    # starts it); a 202 without ``queued`` is an ignored event.
+    started = [
+        a["workflow_id"]
+        for _, code, a in sent["results"]
+        if code == 201 or (code == 202 and a.get("queued"))
+    ]
     pairs = _pairs(items)
     duplicates = (len(started) - len(set(started))) + max(0, in_temporal - pairs)
     redeliveries = len(items) - len({i["delivery"] for i in items})

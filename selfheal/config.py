@@ -48,6 +48,9 @@ class Settings(BaseModel):
     github_secret: SecretStr | None = None
     github_token: SecretStr | None = None
     github_api: str = "https://api.github.com"
+    # How long a webhook answer may wait for Temporal to accept a review's start; past it the
+    # delivery goes to the ledger's outbox, is answered 202, and is started from there.
+    webhook_ack_budget: float = Field(default=0.015, ge=0)
     dev_channel_url: SecretStr | None = None
     ceo_channel_url: SecretStr | None = None
     agents: dict[str, AgentConfig] = Field(default_factory=default_team)

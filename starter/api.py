@@ -4,7 +4,6 @@ It binds 127.0.0.1 unless told otherwise.
 """
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -15,11 +14,7 @@ from starlette.routing import BaseRoute, Route
 from temporalio.client import Client
 
 from selfheal.config import Settings
-from starter.webhook import webhook_routes
-
-# Capabilities add their routes here: each takes (settings, client) and returns routes.
-RouteFactory = Callable[[Settings, Client], list[BaseRoute]]
-ROUTE_FACTORIES: list[RouteFactory] = [webhook_routes]
+from starter.webhook import GitHubWebhook
 
 
 def create_app(settings: Settings, client: Client) -> Starlette:
@@ -34,14 +29,13 @@ def create_app(settings: Settings, client: Client) -> Starlette:
             status_code=200 if temporal == "ok" else 503,
         )
 
-    routes: list[BaseRoute] = [Route("/healthz", healthz)]
-    for factory in ROUTE_FACTORIES:
-        routes += factory(settings, client)
-    app = Starlette(routes=routes)
+    webhook = GitHubWebhook(settings, client)
+    routes: list[BaseRoute] = [Route("/healthz", healthz), *webhook.routes()]
+    app = Starlette(routes=routes, lifespan=webhook.lifespan)
     app.state.settings, app.state.client = settings, client
     return app
 
 
 def make_server(app: Any, host: str = "127.0.0.1", port: int = 8080) -> uvicorn.Server:
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="auto")
     return uvicorn.Server(config)

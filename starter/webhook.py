@@ -5,12 +5,20 @@ header's presence and algorithm (401), the declared and the actual body size (41
 HMAC-SHA256 of the raw body against the configured secret in constant time (401); only then the
 event, the JSON (400) and the rules in ``selfheal.review.decide``. The answer comes as soon as
 Temporal has accepted the start (or said the review already exists); the review runs there.
+
+A busy or unreachable Temporal never holds an answer past ``webhook_ack_budget`` (15 ms): the
+delivery is then kept in the ledger's outbox, answered 202, and its review is started from the
+outbox (the workflow id is still the dedupe). GitHub does not redeliver on its own, so a
+delivery it was told is accepted must not depend on Temporal answering in time.
 """
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -27,6 +35,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from activities.ledger import Ledger
 from selfheal import search_attributes as sa
 from selfheal.config import Settings
 from selfheal.models import PRIORITY_KEYS, AdapterSpec
@@ -166,6 +175,102 @@ class GitHubWebhook:
         self.adapter = adapter
         secret = settings.github_secret
         self._secret = secret.get_secret_value().encode() if secret else None
+        self._ledger: Ledger | None = None
+        self._kick: asyncio.Event | None = None
+        self._drainer: asyncio.Task[None] | None = None
+        self._late: set[asyncio.Future[bool]] = set()
+        self._in_flight: set[str] = set()
+
+    def routes(self) -> list[BaseRoute]:
+        return [Route(PATH, self.handle, methods=["POST"])]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: Any) -> AsyncIterator[None]:
+        """Start reviews left in the outbox by an earlier process, then keep draining it."""
+        self._ensure_drainer()
+        try:
+            yield
+        finally:
+            if self._drainer:
+                self._drainer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._drainer
+
+    @property
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            self._ledger = Ledger(self.settings.ledger_url)
+        return self._ledger
+
+    def _ensure_drainer(self) -> None:
+        if self._kick is None:
+            self._kick = asyncio.Event()
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        assert self._kick is not None
+        wait = 5.0
+        while True:
+            self._kick.clear()
+            try:
+                for workflow_id, raw in await asyncio.to_thread(self.ledger.queued_reviews):
+                    if workflow_id in self._in_flight:
+                        continue  # its own start is still under way
+                    await start_review(
+                        self.client, self.settings, PRReviewInput.model_validate_json(raw)
+                    )
+                    await asyncio.to_thread(self.ledger.review_started, workflow_id)
+                wait = 5.0
+            except RPCError as err:
+                log.warning("outbox: Temporal refused a start (%s); retrying", err.message)
+                wait = min(wait * 2, 60.0)
+            except Exception:
+                log.exception("outbox: could not drain")
+                wait = min(wait * 2, 60.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), wait)
+
+    async def _start_or_queue(self, input: PRReviewInput, workflow_id: str) -> tuple[bool, bool]:
+        """(a new review, still queued). The outbox's primary key is the first dedupe, so a
+        redelivery never waits on Temporal; a new review is answered started if Temporal
+        accepts it within the budget, else queued (its start goes on; the outbox backs it)."""
+        fresh = await asyncio.to_thread(
+            self.ledger.queue_review, workflow_id, input.model_dump_json(), input.delivery_id
+        )
+        if not fresh:
+            return False, False
+        attempt = asyncio.ensure_future(self._start_and_mark(input, workflow_id))
+        try:
+            started = await asyncio.wait_for(
+                asyncio.shield(attempt), self.settings.webhook_ack_budget
+            )
+        except TimeoutError:
+            self._late.add(attempt)
+            attempt.add_done_callback(self._settle)
+        except RPCError as err:
+            log.warning("delivery %s: Temporal refused the start: %s", input.delivery_id,
+                        err.message)  # fmt: skip
+        else:
+            return started, False
+        self._ensure_drainer()
+        assert self._kick is not None
+        self._kick.set()
+        return True, True
+
+    async def _start_and_mark(self, input: PRReviewInput, workflow_id: str) -> bool:
+        self._in_flight.add(workflow_id)
+        try:
+            started = await start_review(self.client, self.settings, input)
+            await asyncio.to_thread(self.ledger.review_started, workflow_id)
+            return started
+        finally:
+            self._in_flight.discard(workflow_id)
+
+    def _settle(self, attempt: asyncio.Future[bool]) -> None:
+        self._late.discard(attempt)
+        if not attempt.cancelled() and attempt.exception():
+            log.info("a late start failed; the outbox retries it: %s", attempt.exception())
 
     async def handle(self, request: Request) -> JSONResponse:
         signature = request.headers.get("x-hub-signature-256", "")
@@ -219,24 +324,15 @@ class GitHubWebhook:
             return _answer(500, error=f"selfheal is misconfigured: {err}", delivery=delivery)
         pr = input.pr
         workflow_id = pr_review_workflow_id(pr.owner, pr.repo, pr.number, pr.head_sha)
-        try:
-            started = await start_review(self.client, self.settings, input)
-        except RPCError as err:
-            log.warning("delivery %s: Temporal refused the start: %s", delivery, err.message)
-            return _answer(503, error="Temporal is unavailable; redeliver later",
-                           delivery=delivery)  # fmt: skip
-        log.info(
-            "delivery %s: %s %s → %s %s",
-            delivery,
-            event,
-            decision.event_action,
-            workflow_id,
-            "started" if started else "exists",
-        )
+        started, queued = await self._start_or_queue(input, workflow_id)
+        outcome = "queued" if queued else "started" if started else "exists"
+        log.info("delivery %s: %s %s → %s %s", delivery, event, decision.event_action,
+                 workflow_id, outcome)  # fmt: skip
         return _answer(
-            201 if started else 200,
+            (202 if queued else 201) if started else 200,
             workflow_id=workflow_id,
-            started=started,
+            started=started and not queued,
+            queued=queued,
             duplicate=not started,
             task_workflow_id=f"task-{input.task.id}",
             supersedes=input.supersedes,
@@ -247,4 +343,4 @@ class GitHubWebhook:
 def webhook_routes(
     settings: Settings, client: Client, adapter: AdapterSpec | None = None
 ) -> list[BaseRoute]:
-    return [Route(PATH, GitHubWebhook(settings, client, adapter).handle, methods=["POST"])]
+    return GitHubWebhook(settings, client, adapter).routes()

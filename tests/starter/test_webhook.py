@@ -99,6 +99,8 @@ def hook_settings(settings: Settings, github: FakeGitHub) -> Settings:
     return settings.model_copy(update={
         "github_secret": SecretStr(SECRET), "github_token": SecretStr(TOKEN),
         "github_api": github.url, "time_scale": 60.0,
+        # These tests pin down what Temporal answers; the outbox path has tests of its own.
+        "webhook_ack_budget": 30.0,
     })  # fmt: skip
 
 
@@ -504,3 +506,51 @@ async def test_pr_replay_signs_and_posts_a_saved_payload(
     assert code == 2 and err.count("\n") == 1 and "cannot read" in err
     code, _, err = await selfheal("pr", "replay", str(saved), env={"PATH": "/usr/bin:/bin"})
     assert code == 2 and "SELFHEAL_GITHUB_SECRET" in err
+
+
+async def test_a_slow_temporal_is_answered_202_and_started_from_the_outbox(
+    local_env: WorkflowEnvironment, hook_settings: Settings, http: httpx.AsyncClient
+):
+    """With no time to wait for Temporal, the delivery is kept in the ledger's outbox and
+    answered 202; the review still starts, exactly once, and a redelivery is a duplicate."""
+    from activities.ledger import Ledger, review_outbox
+
+    settings = hook_settings.model_copy(update={"webhook_ack_budget": 0.0})
+    payload = pull_request_event("opened", sha(), repo=repo(), number=5)
+    async with serving(create_app(settings, local_env.client)) as url:
+        first = await deliver(http, url + PATH, payload, delivery="d-1")
+        again = await deliver(http, url + PATH, payload, delivery="d-1")
+        assert first.status_code == 202, first.text
+        assert first.json()["queued"] is True and first.json()["started"] is False
+        workflow_id = first.json()["workflow_id"]
+        assert again.status_code == 200 and again.json()["duplicate"] is True
+        await wait_running(local_env.client, workflow_id)
+
+        async def drained() -> bool:
+            rows = Ledger(settings.ledger_url).rows(review_outbox, workflow_id=workflow_id)
+            return len(rows) == 1 and rows[0]["started_at"] is not None
+
+        for _ in range(200):
+            if await drained():
+                break
+            await asyncio.sleep(0.05)
+        assert await drained()
+
+
+async def test_reviews_left_in_the_outbox_start_when_the_api_comes_back(
+    local_env: WorkflowEnvironment, hook_settings: Settings
+):
+    from activities.ledger import Ledger
+    from selfheal.review import Decision, decide, pr_review_workflow_id
+    from starter.webhook import build_review_input
+
+    payload = pull_request_event("opened", sha(), repo=repo(), number=9)
+    decision: Decision = decide("pull_request", payload)
+    input = build_review_input(hook_settings, decision, "d-left")
+    pr = input.pr
+    workflow_id = pr_review_workflow_id(pr.owner, pr.repo, pr.number, pr.head_sha)
+    # A process accepted the delivery, then died before Temporal started the review.
+    Ledger(hook_settings.ledger_url).queue_review(workflow_id, input.model_dump_json(), "d-left")
+    assert not await exists(local_env.client, workflow_id)
+    async with serving(create_app(hook_settings, local_env.client)):
+        await wait_running(local_env.client, workflow_id)
