@@ -15,6 +15,7 @@ passes; the same fingerprint failing three times, or a ``mark_blocked`` signal, 
 """
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
@@ -234,6 +235,8 @@ class AgentTask:
             )
         except asyncio.CancelledError:
             handle.cancel()
+            with contextlib.suppress(ActivityError, asyncio.CancelledError):
+                await handle  # settles as cancelled at once (TRY_CANCEL); nothing left pending
             raise
         finally:
             self._attempt_running = False
