@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import sys
 from datetime import timedelta
 from typing import Any
 
@@ -150,7 +151,9 @@ async def _signal(
     client = await connect()
     handle, description = await _handle(client, args.id)
     if description.status != WorkflowExecutionStatus.RUNNING:
-        raise UsageError(f"task {args.id} has finished; signals to it are ignored")
+        # DESIGN §4: a signal to a finished task is ignored, not an error.
+        print(f"selfheal: task {args.id} has finished; {name} ignored", file=sys.stderr)
+        return 0
     if incident_statuses:
         await _require_incident(client, args, *incident_statuses)
     await handle.signal(name, body)
