@@ -56,6 +56,13 @@ class Stack:
         )  # fmt: skip
         return await start_task(self.client, self.settings, input)
 
+    async def start_blocked(self, body: Any) -> WorkflowHandle[Any, TaskStatus]:
+        """A task between its first (failed) attempt and its retry, sent ``mark_blocked``."""
+        handle = await self.start("transient,ok")
+        await self.wait_state(handle, "retrying")
+        await handle.signal("mark_blocked", body)
+        return handle
+
     async def status(self, handle: WorkflowHandle[Any, TaskStatus]) -> TaskStatus:
         return await handle.query(AgentTask.status)
 
@@ -99,9 +106,7 @@ async def test_blocked_task_escalates_at_15_30_60_minutes(
     skipping_env: WorkflowEnvironment, settings: Settings
 ):
     async with stack(skipping_env, settings) as s:
-        handle = await s.start("transient,ok")
-        await s.wait_state(handle, "retrying")
-        await handle.signal("mark_blocked", {"reason": "no API key"})
+        handle = await s.start_blocked({"reason": "no API key"})
         await skipping_env.sleep(timedelta(minutes=61))
         await s.delivered(3)
         status = await s.status(handle)
@@ -133,9 +138,7 @@ async def test_acknowledge_at_minute_20_stops_lead_and_ceo_steps(
     skipping_env: WorkflowEnvironment, settings: Settings
 ):
     async with stack(skipping_env, settings) as s:
-        handle = await s.start("transient,ok")
-        await s.wait_state(handle, "retrying")
-        await handle.signal("mark_blocked", {"reason": "waiting on design"})
+        handle = await s.start_blocked({"reason": "waiting on design"})
         await skipping_env.sleep(timedelta(minutes=20))
         await handle.signal("acknowledge", {"by": "CEO"})
         await skipping_env.sleep(timedelta(minutes=60))
@@ -156,9 +159,7 @@ async def test_progress_at_minute_20_resolves_and_resets_the_clock(
     skipping_env: WorkflowEnvironment, settings: Settings
 ):
     async with stack(skipping_env, settings) as s:
-        handle = await s.start("transient,ok")
-        await s.wait_state(handle, "retrying")
-        await handle.signal("mark_blocked", {"reason": "flaky staging"})
+        handle = await s.start_blocked({"reason": "flaky staging"})
         await skipping_env.sleep(timedelta(minutes=20))
         await handle.signal("report_progress", {"note": "staging is back"})
         final = await handle.result()
@@ -252,9 +253,7 @@ async def test_malformed_signal_is_recorded_and_ignored(
     skipping_env: WorkflowEnvironment, settings: Settings
 ):
     async with stack(skipping_env, settings) as s:
-        handle = await s.start("transient,ok")
-        await s.wait_state(handle, "retrying")
-        await handle.signal("mark_blocked", {"why": "no reason field"})
+        handle = await s.start_blocked({"why": "no reason field"})
         await handle.signal("mark_blocked", "just a string")
         final = await handle.result()
         assert final.state == "succeeded"
@@ -268,9 +267,7 @@ async def test_notices_survive_an_endpoint_that_is_down_for_a_while(
 ):
     sink = NotificationSink(fail_first=5)
     async with stack(skipping_env, settings, sink) as s:
-        handle = await s.start("transient,ok")
-        await s.wait_state(handle, "retrying")
-        await handle.signal("mark_blocked", {"reason": "no API key"})
+        handle = await s.start_blocked({"reason": "no API key"})
         await skipping_env.sleep(timedelta(minutes=61))
         await s.delivered(3)
         status = await s.status(handle)
