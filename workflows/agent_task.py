@@ -314,6 +314,12 @@ class AgentTask:
             if self._status.state != "escalated":
                 self._set_state("stuck")
             self._describe(f"stuck: {incident.reason}")
+            try:  # its lead step waits for this (detect, then escalate)
+                await workflow.get_external_workflow_handle(incident.escalation_id).signal(
+                    "stuck", {"at": incident.stuck_at.isoformat()}
+                )
+            except Exception:
+                workflow.logger.info("escalation %s already over", incident.escalation_id)
 
     async def _drain(self) -> None:
         """Act on the signals received since the last look, in order."""

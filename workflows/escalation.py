@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from selfheal.policies import EscalationStep
 
+_STUCK_FLAG_GRACE = 5.0
 _NOTIFY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -59,6 +60,7 @@ class Escalation:
         self._acknowledged: Acknowledge | None = None
         self._closed: CloseIncident | None = None
         self._pending: list[asyncio.Future[Any]] = []
+        self._stuck_flagged = False
 
     @workflow.run
     async def run(self, input: EscalationInput) -> EscalationOutcome:
@@ -73,12 +75,16 @@ class Escalation:
             fire_at = input.since + timedelta(seconds=step.after - self._offset())
             wait = max(0.0, (fire_at - workflow.now()).total_seconds())
             self._describe(f"next: {step.step} at {fire_at:%H:%M:%S} UTC")
+            after_flag = self._after_stuck_flag(step)
+            if after_flag:
+                wait += _STUCK_FLAG_GRACE
             if wait > 0:
                 with contextlib.suppress(TimeoutError):
                     await workflow.wait_condition(
-                        self._over,
+                        lambda flag=after_flag: self._over() or (flag and self._stuck_flagged),
                         timeout=timedelta(seconds=wait),
-                        timeout_summary=f"{step.step} step in {format_duration(wait)}",
+                        timeout_summary=f"{step.step} step in {format_duration(wait)}"
+                        + (" (or once the task is flagged stuck)" if after_flag else ""),
                     )
             if self._over():
                 break
@@ -126,6 +132,24 @@ class Escalation:
             return
         self._closed = self._closed or signal
         self._outcome.closed = self._closed.reason
+
+    @workflow.signal
+    def stuck(self, body: Any = None) -> None:
+        """From the subject: it has just flagged itself stuck."""
+        self._stuck_flagged = True
+
+    def _after_stuck_flag(self, step: EscalationStep) -> bool:
+        """A stall's step that falls due at the stuck threshold itself (the lead, by default)
+        fires once the task has flagged itself stuck: detect, then escalate, rather than race
+        the task for the same instant. If the flag is slow to come, the step fires anyway
+        ``_STUCK_FLAG_GRACE`` seconds later."""
+        input = self._input
+        return (
+            input.kind == "stuck"
+            and self._offset() == 0
+            and step.after == input.stuck.no_progress
+            and not self._stuck_flagged
+        )
 
     @workflow.query
     def outcome(self) -> EscalationOutcome:

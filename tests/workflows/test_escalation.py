@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from pydantic import SecretStr
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
@@ -279,3 +280,37 @@ async def test_notices_survive_an_endpoint_that_is_down_for_a_while(
         assert sorted(r["status"] for r in rows) == ["sent", "sent", "sent"]
         await handle.signal("resolve", {})
         assert (await handle.result()).state == "succeeded"
+
+
+async def test_a_stalls_lead_step_follows_the_stuck_flag_or_a_short_grace(
+    skipping_env: WorkflowEnvironment, settings: Settings
+):
+    """Detect, then escalate: a stuck incident's lead step (due at the stuck threshold) fires
+    when the task flags itself stuck; without the flag, 5 s after its time."""
+    async with stack(skipping_env, settings) as s:
+        since = datetime.now(UTC)
+        handles = []
+        for flagged in (True, False):
+            handles.append(
+                await s.client.start_workflow(
+                    Escalation.run,
+                    EscalationInput(
+                        incident_key=f"task-x#{flagged}", n=1, kind="stuck",
+                        subject="task-x", task_id=f"x-{uuid.uuid4().hex[:6]}",
+                        title="slow build", agent="SAM", peer="ALEX", lead="MAX",
+                        reason="no progress", since=since,
+                        ladder=s.settings.policies.escalation, stuck=s.settings.policies.stuck,
+                    ),
+                    id=f"escalation-x-{uuid.uuid4().hex[:6]}",
+                    task_queue=s.settings.task_queue,
+                )
+            )  # fmt: skip
+        await skipping_env.sleep(timedelta(minutes=30))
+        await handles[0].signal("stuck", {"at": datetime.now(UTC).isoformat()})
+        await skipping_env.sleep(timedelta(minutes=1))
+        for handle, lead_after in zip(handles, (1800, 1805), strict=True):
+            outcome = await handle.query(Escalation.outcome)
+            steps = {r.step: (r.at - since).total_seconds() for r in outcome.steps}
+            assert steps["peer"] == pytest.approx(900, abs=1)
+            assert steps["lead"] == pytest.approx(lead_after, abs=1)
+            await handle.signal("close", {"reason": "resolved"})
