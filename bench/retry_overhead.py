@@ -39,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
 
     from selfheal.config import Settings
     from selfheal.ids import Activities
-    from selfheal.models import AdapterSpec, AgentRunInput, AgentRunResult
+    from selfheal.models import AdapterSpec, AgentRunInput, AgentRunResult, TaskInput
     from selfheal.plugins import SelfHealing
     from starter.client import build_task_input, connect, start_task
     from starter.devserver import DevServer, free_port
@@ -83,10 +83,9 @@ def bare_input(task_input) -> AgentRunInput:
     )
 
 
-async def run_agent_tasks(
-    client: Client, settings: Settings, n: int, tag: str
-) -> tuple[float, list[str]]:
-    inputs = [
+def sim_ok_inputs(settings: Settings, n: int, tag: str) -> list[TaskInput]:
+    """The same N first-attempt-succeeds tasks, for AgentTask and the bare workflow alike."""
+    return [
         build_task_input(
             settings,
             agent="SAM",
@@ -96,6 +95,12 @@ async def run_agent_tasks(
         )
         for i in range(n)
     ]
+
+
+async def run_agent_tasks(
+    client: Client, settings: Settings, n: int, tag: str
+) -> tuple[float, list[str]]:
+    inputs = sim_ok_inputs(settings, n, tag)
     began = time.perf_counter()
     handles = await asyncio.gather(*(start_task(client, settings, i) for i in inputs))
     results = await asyncio.gather(*(h.result() for h in handles))
@@ -107,18 +112,7 @@ async def run_agent_tasks(
 
 
 async def run_bare(client: Client, settings: Settings, n: int, tag: str) -> tuple[float, list[str]]:
-    inputs = [
-        bare_input(
-            build_task_input(
-                settings,
-                agent="SAM",
-                title=f"bench task {i}",
-                adapter=AdapterSpec(kind="sim", sim="ok"),
-                task_id=f"{tag}-{i}",
-            )
-        )
-        for i in range(n)
-    ]
+    inputs = [bare_input(task) for task in sim_ok_inputs(settings, n, tag)]
     began = time.perf_counter()
     handles = await asyncio.gather(
         *(
