@@ -20,6 +20,7 @@ dev: $(STAMP)
 	$(SELFHEAL) dev
 
 test: $(STAMP)
+	bash .ci/ensure-postgres
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 

@@ -1,16 +1,26 @@
-"""Team and settings: ``selfheal.toml`` (path from SELFHEAL_CONFIG) overlaid by the environment.
+"""Team and settings: ``selfheal.toml`` (path from SELFHEAL_CONFIG) overlaid by the environment
+(``SELFHEAL_*``), both read as pydantic-settings sources.
 
-Secrets (webhook secret, GitHub token, channel URLs) are ``SecretStr``: never printed, never put in
-a workflow payload; activities read them from here at run time.
+Secrets (webhook secret, GitHub token, channel URLs, API token) are ``SecretStr``: never printed,
+never put in a workflow payload; activities read them from here at run time.
 """
 
 import os
 import tomllib
 from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+    TomlConfigSettingsSource,
+)
 
 from selfheal.models import AdapterKind
 from selfheal.policies import Policies
@@ -53,6 +63,12 @@ class Settings(BaseModel):
     webhook_ack_budget: float = Field(default=0.015, ge=0)
     dev_channel_url: SecretStr | None = None
     ceo_channel_url: SecretStr | None = None
+    # Where learnings are written as docs/patterns/*.md (M2.5).
+    patterns_dir: Path = Path("docs/patterns")
+    # Bearer token the API asks for when it is bound off loopback (M2.6).
+    api_token: SecretStr | None = None
+    # Migrate the ledger when a worker or the API starts; false: refuse an older schema instead.
+    db_migrate: bool = True
     agents: dict[str, AgentConfig] = Field(default_factory=default_team)
     policies: Policies = Field(default_factory=Policies)
 
@@ -89,46 +105,70 @@ class Settings(BaseModel):
         return {name: list(a.peers) for name, a in self.agents.items()}
 
 
-_ENV = {
-    "SELFHEAL_DATA_DIR": "data_dir",
-    "SELFHEAL_DB_URL": "db_url",
-    "SELFHEAL_TASK_QUEUE": "task_queue",
-    "SELFHEAL_TIME_SCALE": "time_scale",
-    "SELFHEAL_GITHUB_SECRET": "github_secret",
-    "SELFHEAL_GITHUB_TOKEN": "github_token",
-    "SELFHEAL_GITHUB_API": "github_api",
-    "SELFHEAL_DEV_CHANNEL_URL": "dev_channel_url",
-    "SELFHEAL_CEO_CHANNEL_URL": "ceo_channel_url",
-}
+# The file and the environment ``load_settings`` reads; sources are built per load.
+_SOURCES: ContextVar[tuple[Path | None, Mapping[str, str]]] = ContextVar("selfheal_settings")
+
+
+class _TeamFile(TomlConfigSettingsSource):
+    """``selfheal.toml``: top-level keys overlaid by its ``[settings]`` table, ``[channels]``
+    ``dev``/``ceo`` as the channel URLs, agent names in upper case."""
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        try:
+            data = super()._read_file(file_path)
+        except (OSError, tomllib.TOMLDecodeError) as err:
+            raise ConfigError(f"cannot read config {file_path}: {err}") from None
+        section = data.pop("settings", {})
+        merged = {**data, **section}
+        if "agents" in merged:
+            merged["agents"] = {k.upper(): v for k, v in merged["agents"].items()}
+        channels = merged.pop("channels", {})
+        for channel in ("dev", "ceo"):
+            if channel in channels:
+                merged[f"{channel}_channel_url"] = channels[channel]
+        return merged
+
+
+class _Environment(EnvSettingsSource):
+    """``SELFHEAL_*`` from the mapping given to ``load_settings`` (``os.environ`` by default)."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        _, env = _SOURCES.get()
+        return {k.lower(): v for k, v in env.items() if v != ""}
+
+
+class _Loaded(BaseSettings, Settings):
+    model_config = SettingsConfigDict(env_prefix="SELFHEAL_", extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        file, _ = _SOURCES.get()
+        return (init_settings, _Environment(settings_cls), _TeamFile(settings_cls, file))
 
 
 def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
-    """Settings from the file (``path``, else SELFHEAL_CONFIG, else ./selfheal.toml if present)."""
+    """Settings from the file (``path``, else SELFHEAL_CONFIG, else ./selfheal.toml if present),
+    overlaid by SELFHEAL_* variables of ``env`` (default: the process environment)."""
     env = os.environ if env is None else env
-    data: dict = {}
     explicit = path or env.get("SELFHEAL_CONFIG")
     file = Path(explicit) if explicit else Path("selfheal.toml")
     if explicit and not file.is_file():
         raise ConfigError(f"config file not found: {file}")
-    if file.is_file():
-        try:
-            data = tomllib.loads(file.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as err:
-            raise ConfigError(f"cannot read config {file}: {err}") from None
-    settings_section = data.pop("settings", {})
-    merged = {**data, **settings_section}
-    if "agents" in merged:
-        merged["agents"] = {k.upper(): v for k, v in merged["agents"].items()}
-    channels = merged.pop("channels", {})
-    for channel in ("dev", "ceo"):
-        if channel in channels:
-            merged[f"{channel}_channel_url"] = channels[channel]
-    for var, field in _ENV.items():
-        if env.get(var):
-            merged[field] = env[var]
+    token = _SOURCES.set((file if file.is_file() else None, env))
     try:
-        return Settings.model_validate(merged)
+        return Settings.model_validate(dict(_Loaded()))
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "config"
         raise ConfigError(f"invalid config ({where}): {first['msg']}") from None
+    except SettingsError as err:
+        raise ConfigError(f"invalid config: {str(err).splitlines()[0]}") from None
+    finally:
+        _SOURCES.reset(token)

@@ -94,7 +94,7 @@ class SelfHealing(SimplePlugin):
     ) -> None:
         super().__init__("selfheal.SelfHealing", data_converter=pydantic_data_converter)
         self.settings = settings or load_settings()
-        self.ledger = Ledger(self.settings.ledger_url)
+        self.ledger = Ledger.from_settings(self.settings)  # opened when a worker is configured
         self.capabilities = list(capabilities if capabilities is not None else [
             auto_retry(self.settings, self.ledger),
             blocker_detection(self.settings, self.ledger),
@@ -107,6 +107,9 @@ class SelfHealing(SimplePlugin):
         return reduce(lambda c, p: p.configure_client(c), self.capabilities, config)
 
     def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
+        # A worker starts here: migrate the ledger now (or refuse an older schema), not on the
+        # first activity; a client or a replayer never opens it.
+        self.ledger.open()
         config = super().configure_worker(config)
         return reduce(lambda c, p: p.configure_worker(c), self.capabilities, config)
 

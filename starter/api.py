@@ -13,11 +13,16 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 from temporalio.client import Client
 
+from activities.ledger import Ledger
 from selfheal.config import Settings
 from starter.webhook import GitHubWebhook
 
 
 def create_app(settings: Settings, client: Client) -> Starlette:
+    # Migrate the ledger (or refuse an older schema) before serving, so a bad ledger is one line
+    # at start, not an error on the first request.
+    Ledger.from_settings(settings).open().close()
+
     async def healthz(_: Request) -> JSONResponse:
         try:
             await asyncio.wait_for(client.service_client.check_health(), 2.0)

@@ -7,15 +7,16 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn
 
+from activities.ledger import LedgerError
 from selfheal.config import ConfigError
 from selfheal.durations import DurationError
-from starter import commands_commit, commands_pr, commands_run, commands_task
+from starter import commands_commit, commands_db, commands_pr, commands_run, commands_task
 from starter.client import UnreachableError
 from starter.devserver import DevServerError
 from starter.errors import UsageError
 
 # Each command group registers its subcommands; its handlers are coroutines taking the args.
-COMMAND_GROUPS = [commands_run, commands_task, commands_commit, commands_pr]
+COMMAND_GROUPS = [commands_run, commands_task, commands_commit, commands_pr, commands_db]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,6 +64,7 @@ def run(argv: list[str] | None = None) -> int:
     except (
         UsageError,
         ConfigError,
+        LedgerError,
         DurationError,
         UnreachableError,
         DevServerError,

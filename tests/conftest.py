@@ -1,10 +1,11 @@
 """Shared fixtures: one time-skipping test server and one local dev server per session, both from
-the PyPI wheels installed next to this interpreter (never the SDK's download path)."""
+the PyPI wheels installed next to this interpreter (never the SDK's download path); one real
+PostgreSQL cluster per session (tests/postgres.py), started by the first test that asks."""
 
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from selfheal import search_attributes as sa
 from selfheal.config import Settings
+from tests.postgres import PostgresCluster
 
 BIN = Path(sys.executable).parent
 TEMPORAL = BIN / "temporal"
@@ -52,6 +54,22 @@ async def local_env() -> AsyncIterator[WorkflowEnvironment]:
     )
     yield env
     await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A throwaway PostgreSQL cluster for the session; ``new_database()`` per test."""
+    cluster = PostgresCluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty ledger: a SQLite file, then a fresh schema of the session's PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.db'}"
+    return request.getfixturevalue("postgres").new_schema()
 
 
 @pytest.fixture

@@ -1,0 +1,130 @@
+"""The ledger's tables (SQLAlchemy Core): one ``metadata``, the single source of the schema.
+
+A change here needs an Alembic revision in ``migrations/versions/`` (``alembic revision
+--autogenerate -m "..."`` at the top of the tree writes most of it); a test checks that the
+migrations and this module agree.
+"""
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+tasks = sa.Table(
+    "tasks",
+    metadata,
+    sa.Column("workflow_id", sa.String(255), primary_key=True),
+    sa.Column("task_id", sa.String(255), nullable=False),
+    sa.Column("agent", sa.String(64), nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("priority", sa.String(16), nullable=False),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("result", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+attempts = sa.Table(
+    "attempts",
+    metadata,
+    sa.Column("workflow_id", sa.String(255), primary_key=True),
+    sa.Column("n", sa.Integer, primary_key=True),
+    sa.Column("agent", sa.String(64), nullable=False),
+    sa.Column("strategy", sa.String(32), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("error_kind", sa.String(16)),
+    sa.Column("fingerprint", sa.String(64)),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
+)
+
+failures = sa.Table(
+    "failures",
+    metadata,
+    sa.Column("workflow_id", sa.String(255), primary_key=True),
+    sa.Column("n", sa.Integer, primary_key=True),
+    sa.Column("task_id", sa.String(255), nullable=False),
+    sa.Column("agent", sa.String(64), nullable=False),
+    sa.Column("error_kind", sa.String(16), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False, index=True),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("context", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
+incidents = sa.Table(
+    "incidents",
+    metadata,
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("subject", sa.String(255), nullable=False, index=True),
+    sa.Column("task_id", sa.String(255), nullable=False),
+    sa.Column("agent", sa.String(64)),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("acknowledged_at", sa.DateTime(timezone=True)),
+    sa.Column("acknowledged_by", sa.String(128)),
+    sa.Column("resolved_at", sa.DateTime(timezone=True)),
+    sa.Column("resolution", sa.Text),
+    sa.Column("details", sa.Text, nullable=False),
+)
+
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column("idempotency_key", sa.String(255), primary_key=True),
+    sa.Column("incident_key", sa.String(255), index=True),
+    sa.Column("step", sa.String(16)),
+    sa.Column("target", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status_code", sa.Integer),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Why tasks get stuck, kept for the learning loop (M2.5).
+blockers = sa.Table(
+    "blockers",
+    metadata,
+    sa.Column("incident_key", sa.String(255), primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("fingerprint", sa.String(64)),
+    sa.Column("agent", sa.String(64)),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Webhook deliveries accepted before Temporal confirmed their review's start (M2.3).
+review_outbox = sa.Table(
+    "review_outbox",
+    metadata,
+    sa.Column("workflow_id", sa.String(255), primary_key=True),
+    sa.Column("input", sa.Text, nullable=False),
+    sa.Column("delivery", sa.String(128)),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True)),
+)
+
+# Git rollback (M2.2): one row per guarded commit, upserted as the guard goes (its workflow id).
+commit_guards = sa.Table(
+    "commit_guards",
+    metadata,
+    sa.Column("workflow_id", sa.String(255), primary_key=True),
+    sa.Column("repo", sa.String(255), nullable=False, index=True),
+    sa.Column("repo_path", sa.Text, nullable=False),
+    sa.Column("sha", sa.String(64), nullable=False),
+    sa.Column("branch", sa.String(255)),
+    sa.Column("author", sa.String(255)),
+    sa.Column("subject", sa.Text),
+    sa.Column("build_command", sa.Text, nullable=False),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("failure_tail", sa.Text),
+    sa.Column("revert_sha", sa.String(64)),
+    sa.Column("incident_key", sa.String(255)),
+    sa.Column("committed_at", sa.DateTime(timezone=True)),
+    sa.Column("detected_at", sa.DateTime(timezone=True)),
+    sa.Column("reverted_at", sa.DateTime(timezone=True)),
+    sa.Column("verified_at", sa.DateTime(timezone=True)),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
