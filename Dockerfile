@@ -3,13 +3,13 @@
 FROM python:3.11-slim
 RUN apt-get update && apt-get install -y --no-install-recommends git && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY pyproject.toml README.md worker.py ./
+COPY pyproject.toml constraints.txt README.md worker.py ./
 COPY selfheal selfheal
 COPY workflows workflows
 COPY activities activities
 COPY starter starter
 COPY dashboard dashboard
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir -c constraints.txt .
 ENV SELFHEAL_DATA_DIR=/data
 VOLUME /data
 CMD ["selfheal", "worker"]

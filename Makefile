@@ -3,15 +3,27 @@ PY := $(VENV)/bin/python
 SELFHEAL := $(VENV)/bin/selfheal
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo dev test lint bench clean
+.PHONY: install lock demo dev test lint bench clean
 
-$(STAMP): pyproject.toml
+# constraints.txt pins every package (the tools too), so a fresh clone installs what this one did.
+$(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Re-pin after a dependency change in pyproject.toml: a fresh resolve, written to constraints.txt.
+lock:
+	rm -rf $(VENV).lock
+	python3 -m venv $(VENV).lock
+	$(VENV).lock/bin/python -m pip install --quiet --upgrade pip
+	$(VENV).lock/bin/python -m pip install --quiet -e '.[test]'
+	{ sed -n '/^#/p' constraints.txt; $(VENV).lock/bin/python -m pip freeze --exclude-editable \
+	  | grep -v '^-e'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf $(VENV).lock
 
 demo: $(STAMP)
 	$(SELFHEAL) demo

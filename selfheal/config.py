@@ -109,7 +109,7 @@ class Settings(BaseModel):
 _SOURCES: ContextVar[tuple[Path | None, Mapping[str, str]]] = ContextVar("selfheal_settings")
 
 
-class _TeamFile(TomlConfigSettingsSource):
+class TomlFileSource(TomlConfigSettingsSource):
     """``selfheal.toml``: top-level keys overlaid by its ``[settings]`` table, ``[channels]``
     ``dev``/``ceo`` as the channel URLs, agent names in upper case."""
 
@@ -129,7 +129,7 @@ class _TeamFile(TomlConfigSettingsSource):
         return merged
 
 
-class _Environment(EnvSettingsSource):
+class EnvironmentSource(EnvSettingsSource):
     """``SELFHEAL_*`` from the mapping given to ``load_settings`` (``os.environ`` by default)."""
 
     def _load_env_vars(self) -> Mapping[str, str | None]:
@@ -150,7 +150,7 @@ class _Loaded(BaseSettings, Settings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         file, _ = _SOURCES.get()
-        return (init_settings, _Environment(settings_cls), _TeamFile(settings_cls, file))
+        return (init_settings, EnvironmentSource(settings_cls), TomlFileSource(settings_cls, file))
 
 
 def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:

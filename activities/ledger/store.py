@@ -98,13 +98,11 @@ class Ledger:
         self, table: sa.Table, row: dict[str, Any], update: list[str]
     ) -> sqlite.Insert | postgresql.Insert:
         keys = [c.name for c in table.primary_key.columns]
-        dialect = self.engine.dialect.name
-        if dialect == "sqlite":
+        stmt: sqlite.Insert | postgresql.Insert
+        if self.engine.dialect.name == "sqlite":
             stmt = sqlite.insert(table).values(**row)
-        elif dialect == "postgresql":
+        else:  # engine.parse_url admits SQLite and PostgreSQL only
             stmt = postgresql.insert(table).values(**row)
-        else:
-            raise LedgerError(f"the ledger does not support the {dialect} dialect")
         if not update:
             return stmt.on_conflict_do_nothing(index_elements=keys)
         return stmt.on_conflict_do_update(
