@@ -21,8 +21,8 @@ from alembic.script import ScriptDirectory
 from activities.ledger.engine import LedgerError, redacted
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# The schema selfheal made with ``metadata.create_all`` before it had migrations: a ledger with
-# its tables and no version is stamped at this revision, then upgraded.
+# The schema selfheal made with ``metadata.create_all`` before it had migrations; it creates only
+# the tables a ledger lacks, so a ledger from before migrations (no version) is adopted as it is.
 BASELINE = "0001"
 # pg_advisory_lock key: any constant bigint shared by every selfheal process ("selfheal" in hex).
 ADVISORY_LOCK_KEY = 0x73656C666865616C
@@ -79,8 +79,6 @@ def upgrade(engine: sa.Engine) -> tuple[tuple[str, ...], tuple[str, ...]]:
             config = Config()
             config.set_main_option("script_location", str(MIGRATIONS))
             config.attributes["connection"] = connection
-            if not before and sa.inspect(connection).has_table("tasks"):
-                command.stamp(config, BASELINE)
             command.upgrade(config, "heads")
             connection.commit()
         return before, current(connection)

@@ -67,30 +67,29 @@ def test_the_migrations_build_exactly_the_schema_module(ledger_url: str) -> None
 
 
 def test_a_ledger_from_before_migrations_is_adopted_with_its_rows(ledger_url: str) -> None:
-    # What selfheal made before Alembic: the baseline tables, rows, and no alembic_version.
+    # What selfheal made before Alembic: the baseline tables (an older one lacked the outbox),
+    # rows, and no alembic_version.
     _to(ledger_url, migrate.BASELINE)
     engine = create_engine(ledger_url)
     with engine.begin() as conn:
         conn.execute(sa.text("DROP TABLE alembic_version"))
+        conn.execute(sa.text("DROP TABLE review_outbox"))
         conn.execute(
             tasks.insert().values(
-                workflow_id="task-old",
-                task_id="old",
-                agent="SAM",
-                title="t",
-                priority="normal",
-                state="succeeded",
-                attempts=1,
-                created_at=sa.func.now(),
-                updated_at=sa.func.now(),
+                workflow_id="task-old", task_id="old", agent="SAM", title="t", priority="normal",
+                state="succeeded", attempts=1, created_at=sa.func.now(), updated_at=sa.func.now(),
             )
-        )
+        )  # fmt: skip
     engine.dispose()
     assert _version(ledger_url) == ()
 
     ledger = Ledger(ledger_url).open()
     assert ledger.migration == ((), migrate.head())
     assert [r["workflow_id"] for r in ledger.rows(tasks)] == ["task-old"]
+    assert ledger.queue_review("pr-o-r-1-abc", "{}", None)
+    with ledger.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, metadata) == []
     ledger.close()
 
 

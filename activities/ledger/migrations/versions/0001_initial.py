@@ -1,5 +1,8 @@
-"""The ledger as selfheal created it before migrations: tasks, attempts, failures, incidents,
-notifications, blockers, the review outbox and commit guards.
+"""The ledger as selfheal created it before migrations (``metadata.create_all``): tasks,
+attempts, failures, incidents, notifications, blockers, the review outbox and commit guards.
+
+A ledger made before migrations has some or all of these tables already; each is created only
+where it is missing, so such a ledger is adopted as it is, rows and all.
 
 Revision ID: 0001
 Revises:
@@ -19,9 +22,12 @@ depends_on: str | Sequence[str] | None = None
 TZ = sa.DateTime(timezone=True)
 
 
-def upgrade() -> None:
-    op.create_table(
+def tables() -> list[sa.Table]:
+    """This revision's tables, frozen: later schema changes are later revisions."""
+    baseline = sa.MetaData()
+    sa.Table(
         "tasks",
+        baseline,
         sa.Column("workflow_id", sa.String(255), primary_key=True),
         sa.Column("task_id", sa.String(255), nullable=False),
         sa.Column("agent", sa.String(64), nullable=False),
@@ -33,8 +39,9 @@ def upgrade() -> None:
         sa.Column("created_at", TZ, nullable=False),
         sa.Column("updated_at", TZ, nullable=False),
     )
-    op.create_table(
+    sa.Table(
         "attempts",
+        baseline,
         sa.Column("workflow_id", sa.String(255), primary_key=True),
         sa.Column("n", sa.Integer, primary_key=True),
         sa.Column("agent", sa.String(64), nullable=False),
@@ -45,8 +52,9 @@ def upgrade() -> None:
         sa.Column("started_at", TZ, nullable=False),
         sa.Column("ended_at", TZ),
     )
-    op.create_table(
+    sa.Table(
         "failures",
+        baseline,
         sa.Column("workflow_id", sa.String(255), primary_key=True),
         sa.Column("n", sa.Integer, primary_key=True),
         sa.Column("task_id", sa.String(255), nullable=False),
@@ -56,10 +64,11 @@ def upgrade() -> None:
         sa.Column("error", sa.Text, nullable=False),
         sa.Column("context", sa.Text, nullable=False),
         sa.Column("at", TZ, nullable=False),
+        sa.Index("ix_failures_fingerprint", "fingerprint"),
     )
-    op.create_index("ix_failures_fingerprint", "failures", ["fingerprint"])
-    op.create_table(
+    sa.Table(
         "incidents",
+        baseline,
         sa.Column("key", sa.String(255), primary_key=True),
         sa.Column("kind", sa.String(32), nullable=False),
         sa.Column("subject", sa.String(255), nullable=False),
@@ -74,10 +83,11 @@ def upgrade() -> None:
         sa.Column("resolved_at", TZ),
         sa.Column("resolution", sa.Text),
         sa.Column("details", sa.Text, nullable=False),
+        sa.Index("ix_incidents_subject", "subject"),
     )
-    op.create_index("ix_incidents_subject", "incidents", ["subject"])
-    op.create_table(
+    sa.Table(
         "notifications",
+        baseline,
         sa.Column("idempotency_key", sa.String(255), primary_key=True),
         sa.Column("incident_key", sa.String(255)),
         sa.Column("step", sa.String(16)),
@@ -86,26 +96,29 @@ def upgrade() -> None:
         sa.Column("status_code", sa.Integer),
         sa.Column("text", sa.Text, nullable=False),
         sa.Column("at", TZ, nullable=False),
+        sa.Index("ix_notifications_incident_key", "incident_key"),
     )
-    op.create_index("ix_notifications_incident_key", "notifications", ["incident_key"])
-    op.create_table(
+    sa.Table(
         "blockers",
+        baseline,
         sa.Column("incident_key", sa.String(255), primary_key=True),
         sa.Column("reason", sa.Text, nullable=False),
         sa.Column("fingerprint", sa.String(64)),
         sa.Column("agent", sa.String(64)),
         sa.Column("at", TZ, nullable=False),
     )
-    op.create_table(
+    sa.Table(
         "review_outbox",
+        baseline,
         sa.Column("workflow_id", sa.String(255), primary_key=True),
         sa.Column("input", sa.Text, nullable=False),
         sa.Column("delivery", sa.String(128)),
         sa.Column("received_at", TZ, nullable=False),
         sa.Column("started_at", TZ),
     )
-    op.create_table(
+    sa.Table(
         "commit_guards",
+        baseline,
         sa.Column("workflow_id", sa.String(255), primary_key=True),
         sa.Column("repo", sa.String(255), nullable=False),
         sa.Column("repo_path", sa.Text, nullable=False),
@@ -123,11 +136,19 @@ def upgrade() -> None:
         sa.Column("reverted_at", TZ),
         sa.Column("verified_at", TZ),
         sa.Column("updated_at", TZ, nullable=False),
+        sa.Index("ix_commit_guards_repo", "repo"),
     )
-    op.create_index("ix_commit_guards_repo", "commit_guards", ["repo"])
+    return list(baseline.tables.values())
+
+
+def upgrade() -> None:
+    bind = op.get_bind()
+    existing = set(sa.inspect(bind).get_table_names())
+    for table in tables():
+        if table.name not in existing:
+            table.create(bind)  # with its indexes
 
 
 def downgrade() -> None:
-    for table in ("commit_guards", "review_outbox", "blockers", "notifications", "incidents",
-                  "failures", "attempts", "tasks"):  # fmt: skip
-        op.drop_table(table)
+    for table in reversed(tables()):
+        op.drop_table(table.name)
