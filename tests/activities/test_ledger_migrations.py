@@ -23,7 +23,8 @@ from tests.postgres import PostgresCluster
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _version(url: str) -> tuple[str, ...]:
+def version_of(url: str) -> tuple[str, ...]:
+    """The schema revisions of the ledger at ``url``."""
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
@@ -47,7 +48,7 @@ def _to(url: str, revision: str) -> None:
 def test_a_new_ledger_is_created_at_the_head(ledger_url: str) -> None:
     ledger = Ledger(ledger_url).open()
     assert ledger.migration == ((), migrate.head())
-    assert _version(ledger_url) == migrate.head()
+    assert version_of(ledger_url) == migrate.head()
     assert set(sa.inspect(ledger.engine).get_table_names()) >= set(metadata.tables)
     ledger.close()
     # Opening it again migrates nothing.
@@ -81,7 +82,7 @@ def test_a_ledger_from_before_migrations_is_adopted_with_its_rows(ledger_url: st
             )
         )  # fmt: skip
     engine.dispose()
-    assert _version(ledger_url) == ()
+    assert version_of(ledger_url) == ()
 
     ledger = Ledger(ledger_url).open()
     assert ledger.migration == ((), migrate.head())
@@ -99,7 +100,7 @@ def test_migrate_false_refuses_an_older_schema_in_one_line(ledger_url: str) -> N
     message = str(refused.value)
     assert "\n" not in message
     assert "schema none" in message and "run `selfheal db upgrade`" in message
-    assert _version(ledger_url) == ()  # it migrated nothing
+    assert version_of(ledger_url) == ()  # it migrated nothing
 
     Ledger(ledger_url).open().close()
     at_head = Ledger(ledger_url, migrate=False).open()
@@ -133,7 +134,7 @@ def test_a_migration_waits_for_the_lock(ledger_url: str) -> None:
         thread = threading.Thread(target=open_ledger, daemon=True)
         thread.start()
         assert not opened.wait(1.0), "the ledger migrated while another process held the lock"
-        assert _version(ledger_url) == ()
+        assert version_of(ledger_url) == ()
     assert opened.wait(30)
     thread.join()
     assert ledger.migration == ((), migrate.head())
@@ -186,7 +187,7 @@ def test_processes_starting_at_once_all_open_a_new_ledger(
     assert [racer.returncode for racer in racers] == [0, 0], [err for _, err in results]
     # Under the lock each re-reads the version: exactly one found the ledger new and migrated it.
     assert sorted(out.strip() for out, _ in results) == ["-", ",".join(migrate.head())]
-    assert _version(new_database_url) == migrate.head()
+    assert version_of(new_database_url) == migrate.head()
 
 
 def test_an_unreachable_postgres_is_one_line_without_the_password() -> None:

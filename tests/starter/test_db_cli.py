@@ -14,18 +14,10 @@ from activities.ledger.engine import create_engine
 from selfheal.config import Settings
 from selfheal.plugins import SelfHealing
 from starter.devserver import free_port
+from tests.activities.test_ledger_migrations import version_of
 from tests.starter.test_task_cli import assert_refused
 from tests.waiting import eventually
 from tests.workers import kill, selfheal, stack_env, start_worker
-
-
-def _version(url: str) -> tuple[str, ...]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return migrate.current(conn)
-    finally:
-        engine.dispose()
 
 
 def test_db_upgrade_creates_the_ledger_then_has_nothing_to_do(ledger_url: str) -> None:
@@ -33,7 +25,7 @@ def test_db_upgrade_creates_the_ledger_then_has_nothing_to_do(ledger_url: str) -
     first = selfheal("db", "upgrade", env=env)
     assert first.returncode == 0, first.stderr
     assert f"upgraded from nothing to {'+'.join(migrate.head())}" in first.stdout
-    assert _version(ledger_url) == migrate.head()
+    assert version_of(ledger_url) == migrate.head()
 
     again = selfheal("db", "upgrade", "--json", env=env)
     assert again.returncode == 0, again.stderr
@@ -58,12 +50,12 @@ async def test_a_worker_migrates_on_start_unless_told_not_to(
     assert_refused(refused, "run `selfheal db upgrade`")
     api = await asyncio.to_thread(selfheal, "api", "--port", str(free_port()), env=env)
     assert_refused(api, "run `selfheal db upgrade`")
-    assert _version(url) == ()
+    assert version_of(url) == ()
 
     # By default the worker migrates as it starts, before any task runs.
     worker = start_worker(local_env, settings)
     try:
-        await eventually(lambda: asyncio.to_thread(lambda: _version(url) == migrate.head()), 60)
+        await eventually(lambda: asyncio.to_thread(lambda: version_of(url) == migrate.head()), 60)
     finally:
         kill(worker)
     engine = create_engine(url)
