@@ -24,7 +24,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
-from temporalio.workflow import ParentClosePolicy
+from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
@@ -64,6 +64,8 @@ _PREFERENCE: dict[str, tuple[AttemptStrategy, ...]] = {
 }
 _LEDGER_TIMEOUT = timedelta(seconds=30)
 _STEP_ORDER = {"peer": 0, "lead": 1, "ceo": 2}
+# workflow.patched id: a cancelled attempt is waited for (histories before it used TRY_CANCEL).
+WAIT_FOR_CANCELLED_ATTEMPT = "wait-for-cancelled-attempt"
 M = TypeVar("M", bound=BaseModel)
 IncidentKind = Literal["stuck", "blocked", "failed"]
 
@@ -211,6 +213,15 @@ class AgentTask:
                 maximum_attempts=input.retry.infra_retries,
             ),
             summary=f"{attempt.agent} attempt {attempt.n} ({attempt.strategy})",
+            # A cancelled task ends once its attempt has settled, so the agent is stopped
+            # before the task reports cancelled, and the attempt never completes against a
+            # closed workflow (a core "Activity not found on completion" warning, or a
+            # cancelled-as-not-found traceback in the worker).
+            cancellation_type=(
+                ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+                if workflow.patched(WAIT_FOR_CANCELLED_ATTEMPT)
+                else ActivityCancellationType.TRY_CANCEL
+            ),
         )
         self._attempt_running = True
         try:
@@ -236,7 +247,7 @@ class AgentTask:
         except asyncio.CancelledError:
             handle.cancel()
             with contextlib.suppress(ActivityError, asyncio.CancelledError):
-                await handle  # settles as cancelled at once (TRY_CANCEL); nothing left pending
+                await handle  # the agent was stopped, or it finished first
             raise
         finally:
             self._attempt_running = False
