@@ -97,6 +97,7 @@ async def run_api(args: argparse.Namespace) -> int:
 
 async def run_demo(args: argparse.Namespace) -> int:
     from starter.demo import run_scenarios
+    from starter.logs import log_to_file
 
     if args.time_scale <= 0:
         raise ValueError(f"--time-scale must be positive, got {args.time_scale:g}")
@@ -105,11 +106,15 @@ async def run_demo(args: argparse.Namespace) -> int:
     demo_dir = settings.data_dir / "demo"
     shutil.rmtree(demo_dir, ignore_errors=True)
     settings = settings.model_copy(update={"data_dir": demo_dir})
+    # The SDK's and the Temporal core's logs go to a file: the terminal shows the demo only.
+    log_file = log_to_file(demo_dir / "demo.log")
+    print(f"selfheal demo: logs in {log_file}", flush=True)
     if os.environ.get("TEMPORAL_ADDRESS"):
         client = await connect()
         return await run_scenarios(settings, client, ui_url=None, as_json=args.json)
     port = 7233 if port_is_free(7233) and port_is_free(8233) else free_port()
     ui_port = 8233 if port == 7233 else free_port()
+    print(f"selfheal demo: starting a Temporal dev server on 127.0.0.1:{port}", flush=True)
     async with DevServer(demo_dir, port, ui_port) as server:
         client = await connect(target_host=server.address, namespace="default")
         code = await run_scenarios(settings, client, ui_url=server.ui_url, as_json=args.json)

@@ -20,6 +20,7 @@ from temporalio.common import (
     TypedSearchAttributes,
 )
 from temporalio.exceptions import ActivityError, ChildWorkflowError, FailureError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from selfheal import search_attributes as sa
@@ -95,6 +96,9 @@ class PRReview:
                 task,
                 id=self._result.task_workflow_id,
                 result_type=TaskStatus,
+                # Superseded while the task was starting, the review ends without waiting for
+                # it; the task must then be cancelled (its attempt stopped), not terminated.
+                parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
                 priority=Priority(priority_key=PRIORITY_KEYS[task.priority]),
                 search_attributes=TypedSearchAttributes(
                     [

@@ -8,7 +8,7 @@ from temporalio.client import WorkflowHandle
 
 from selfheal.models import AdapterSpec, TaskStatus
 from starter.client import build_task_input, start_task
-from starter.demo import DemoContext, Metric, ScenarioResult
+from starter.scenarios.base import DemoContext, Metric, Scenario, ScenarioResult
 from workflows.agent_task import AgentTask
 
 
@@ -42,20 +42,24 @@ async def run(ctx: DemoContext) -> ScenarioResult:
     )  # fmt: skip
     stall_handle = await start_task(ctx.client, settings, stalled)
     block_handle = await start_task(ctx.client, settings, blocked)
+    ctx.report(f"SAM's task stalls for {stall:.0f}s; ALEX's fails twice (transient)")
 
     # ALEX's task waits before its third attempt: someone marks it blocked, as
     # `selfheal task block` or `temporal workflow signal --name mark_blocked` would.
     await _until(block_handle, lambda s: len(s.attempts) == 2 and s.state == "retrying", 30)
     await block_handle.signal("mark_blocked", {"reason": "staging credentials expired"})
+    ctx.report("ALEX's task marked blocked (signal mark_blocked); waiting for the peer step")
     await _until(block_handle, lambda s: bool(s.escalations), steps["lead"] * 2)
+    ctx.report("peer pinged about ALEX's task; MAX acknowledges 20 policy minutes later")
     await asyncio.sleep(steps["peer"] / 3)  # 20 policy minutes after the block
     await block_handle.signal("acknowledge", {"by": "MAX"})
     await block_handle.signal("resolve", {"note": "credentials rotated"})
+    ctx.report("ALEX's task resolved; SAM's stall: peer pinged, then stuck and the lead dispatched")
     finals: list[TaskStatus] = await asyncio.gather(stall_handle.result(), block_handle.result())
 
     result = ScenarioResult(
         "blocker detection (M2.4)",
-        ["task", "incident", "reason", "escalations (policy min after)", "ended as", "Temporal UI"],
+        ["task", "incident", "reason", "escalations (policy min after)", "ended as", "workflow"],
     )
     escalated_after: list[float] = []
     for final in finals:
@@ -97,3 +101,12 @@ async def run(ctx: DemoContext) -> ScenarioResult:
         worst < 30,
     ))  # fmt: skip
     return result
+
+
+SCENARIO = Scenario(
+    "blocker detection (M2.4)",
+    run,
+    metrics=("stuck task escalated",),
+    order=20,
+    policy_time=90 * 60,
+)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from selfheal.rollback import GuardStatus
 from starter.commits import build_check, enqueue, read_commit, wait_for_guard
-from starter.demo import DemoContext, Metric, ScenarioResult
+from starter.scenarios.base import DemoContext, Metric, Scenario, ScenarioResult
 
 # The project's build: byte-compile it, then run its checks — all real, all local.
 PY = shlex.quote(sys.executable)
@@ -69,7 +69,7 @@ async def _guard(ctx: DemoContext, repo: Path) -> GuardStatus:
 
 async def run(ctx: DemoContext) -> ScenarioResult:
     result = ScenarioResult(
-        "git rollback (M2.2)", ["commit", "change", "verdict", "builds", "revert", "Temporal UI"]
+        "git rollback (M2.2)", ["commit", "change", "verdict", "builds", "revert", "workflow"]
     )
     root = Path(tempfile.mkdtemp(prefix="selfheal-demo-rollback-"))
     try:
@@ -83,6 +83,7 @@ async def run(ctx: DemoContext) -> ScenarioResult:
         for label, message, files, expected in cases:
             committed = datetime.now(UTC)
             sha = await asyncio.to_thread(_commit, repo, message, files)
+            ctx.report(f"guarding {sha[:12]} {message!r} (expect {expected})")
             status = await _guard(ctx, repo)
             if label == "break" and status.reverted_at:
                 took = (status.reverted_at - committed).total_seconds()
@@ -104,3 +105,12 @@ async def run(ctx: DemoContext) -> ScenarioResult:
     finally:
         await asyncio.to_thread(shutil.rmtree, root, True)
     return result
+
+
+SCENARIO = Scenario(
+    "git rollback (M2.2)",
+    run,
+    metrics=("breaking commit → reverted",),
+    order=40,
+    policy_time=30 * 60,
+)
