@@ -28,6 +28,7 @@ from selfheal.durations import format_duration
 from selfheal.errors import classify
 from selfheal.ids import Activities, safe_id
 from selfheal.models import AgentRunInput, AgentRunResult
+from selfheal.shell import absolute_program, relative_program
 from selfheal.sim import parse_sim_script, step_for_attempt
 
 SIM_ERRORS = {
@@ -136,9 +137,15 @@ class AgentActivities:
                 error=f"no command configured for agent {input.agent}",
                 error_kind="permanent",
             )
+        workspace = self.workspace(input)
+        program = relative_program(command)
+        if program and not (workspace / program).exists():
+            # Not the workspace's own (a command from the team config, or a task started
+            # without the client helpers, which resolve it): the worker's directory.
+            command = absolute_program(command, Path.cwd())
         proc = await asyncio.create_subprocess_shell(
             command,
-            cwd=self.workspace(input),
+            cwd=workspace,
             env=os.environ | _agent_env(input),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,

@@ -1,6 +1,7 @@
 """Client helpers: connect (temporalio.envconfig + settings) and start an AgentTask."""
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
@@ -12,6 +13,7 @@ from selfheal import search_attributes as sa
 from selfheal.config import Settings
 from selfheal.ids import task_workflow_id
 from selfheal.models import PRIORITY_KEYS, AdapterSpec, TaskInput, TaskPriority, TaskStatus
+from selfheal.shell import absolute_program, relative_program
 from selfheal.sim import parse_sim_script
 from workflows.agent_task import AgentTask
 
@@ -63,6 +65,8 @@ def build_task_input(
         parse_sim_script("ok" if adapter.sim is None else adapter.sim)
     if adapter.kind == "command" and not (adapter.command or settings.agents[name].command):
         raise ValueError(f"the command adapter needs --command (or a command for {name})")
+    if adapter.kind == "command" and adapter.command:
+        adapter = adapter.model_copy(update={"command": from_start_dir(adapter.command)})
     scale = time_scale or settings.time_scale
     policies = settings.policies.scaled(scale)
     return TaskInput(
@@ -81,6 +85,22 @@ def build_task_input(
         hints=hints or [],
         time_scale=scale,
     )
+
+
+def from_start_dir(command: str, start_dir: Path | None = None) -> str:
+    """``command`` with a relative program (``./run-agent.sh``) made absolute against the
+    directory the task is started from, where it is checked to exist; the task's attempts run
+    in its workspace, where the relative path would not be found."""
+    word = relative_program(command)
+    if word is None:
+        return command
+    start_dir = start_dir or Path.cwd()
+    if not (start_dir / word).is_file():
+        raise ValueError(
+            f"command {word!r} is not a file in {start_dir} (a relative command is resolved "
+            "against the directory the task is started from)"
+        )
+    return absolute_program(command, start_dir)
 
 
 def task_search_attributes(input: TaskInput) -> TypedSearchAttributes:
