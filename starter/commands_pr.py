@@ -9,9 +9,8 @@ import httpx
 
 from selfheal.config import load_settings
 from starter.errors import UsageError
+from starter.stack import api_url
 from starter.webhook import PATH, sign
-
-DEFAULT_URL = f"http://127.0.0.1:8080{PATH}"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +23,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     replay.add_argument(
         "--event", default="pull_request", help="X-GitHub-Event (default: %(default)s)"
     )
-    replay.add_argument("--url", default=DEFAULT_URL, help="webhook URL (default: %(default)s)")
+    replay.add_argument(
+        "--url",
+        help=f"webhook URL (default: SELFHEAL_API_URL, else the API of the `selfheal dev` "
+        f"running on this data dir, else http://127.0.0.1:8080; then {PATH})",
+    )
+    replay.add_argument(
+        "--data-dir",
+        type=Path,
+        help="whose `selfheal dev` to follow (default: SELFHEAL_DATA_DIR or .selfheal)",
+    )
     replay.add_argument("--delivery", help="X-GitHub-Delivery (default: a new id; reuse one to "
                         "play a redelivery)")  # fmt: skip
     replay.add_argument("--json", action="store_true")
@@ -45,6 +53,8 @@ async def pr_replay(args: argparse.Namespace) -> int:
         json.loads(body)
     except ValueError:
         raise UsageError(f"{args.file} is not JSON") from None
+    if args.url is None:
+        args.url = api_url(args.data_dir or settings.data_dir) + PATH
     if not args.url.startswith(("http://", "https://")):
         raise UsageError(f"--url must be an http(s) URL, got {args.url!r}")
     delivery = args.delivery or str(uuid.uuid4())

@@ -13,6 +13,7 @@ from temporalio.worker import Worker
 
 from selfheal.config import Settings, load_settings
 from selfheal.plugins import SelfHealing
+from starter import stack
 from starter.api import create_app, make_server
 from starter.client import connect
 from starter.devserver import DevServer, free_port, port_is_free
@@ -70,11 +71,16 @@ async def run_dev(args: argparse.Namespace) -> int:
         client = await connect(target_host=server.address, namespace="default")
         worker = Worker(client, task_queue=settings.task_queue, plugins=[SelfHealing(settings)])
         api = make_server(create_app(settings, client), port=args.api_port)
+        api_url = f"http://127.0.0.1:{args.api_port}"
         print(f"Temporal  {server.address}  (namespace default, data {settings.data_dir})")
         print(f"Web UI    {server.ui_url}")
-        print(f"API       http://127.0.0.1:{args.api_port}  (GET /healthz)")
+        print(f"API       {api_url}  (GET /healthz)")
         print(f"Worker    task queue {settings.task_queue}.  Ctrl-C stops all.", flush=True)
-        await run_until_first_exits(worker.run(), api.serve())
+        # `pr replay` (and anything else that talks to the API) finds this stack's port here.
+        with stack.announced(
+            settings.data_dir, api_url=api_url, temporal=server.address, ui_url=server.ui_url
+        ):
+            await run_until_first_exits(worker.run(), api.serve())
     return 0
 
 
