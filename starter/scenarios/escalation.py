@@ -6,7 +6,7 @@ import uuid
 
 from temporalio.client import WorkflowHandle
 
-from selfheal.models import AdapterSpec, TaskStatus
+from selfheal.models import FINAL_STATES, AdapterSpec, TaskStatus
 from starter.client import build_task_input, start_task
 from starter.scenarios.base import DemoContext, Metric, Scenario, ScenarioResult
 from workflows.agent_task import AgentTask
@@ -20,6 +20,21 @@ async def _until(handle: WorkflowHandle, ready, timeout: float) -> TaskStatus:
         if ready(status) or loop.time() > deadline:
             return status
         await asyncio.sleep(0.1)
+
+
+async def _follow(ctx: DemoContext, handle: WorkflowHandle, who: str) -> None:
+    """Report the task's state and escalation steps as they change, until it ends."""
+    shown = ""
+    while True:
+        status = await handle.query(AgentTask.status)
+        steps = ", ".join(f"{e.step} {e.target}" for e in status.escalations)
+        now = f"{who}'s task: {status.state}" + (f" · escalation steps: {steps}" if steps else "")
+        if now != shown:
+            ctx.report(now)
+            shown = now
+        if status.state in FINAL_STATES:
+            return
+        await asyncio.sleep(0.2)
 
 
 def _policy_minutes(seconds: float, scale: float) -> float:
@@ -54,7 +69,8 @@ async def run(ctx: DemoContext) -> ScenarioResult:
     await asyncio.sleep(steps["peer"] / 3)  # 20 policy minutes after the block
     await block_handle.signal("acknowledge", {"by": "MAX"})
     await block_handle.signal("resolve", {"note": "credentials rotated"})
-    ctx.report("ALEX's task resolved; SAM's stall: peer pinged, then stuck and the lead dispatched")
+    ctx.report("ALEX's task resolved")
+    await _follow(ctx, stall_handle, "SAM")
     finals: list[TaskStatus] = await asyncio.gather(stall_handle.result(), block_handle.result())
 
     result = ScenarioResult(
