@@ -15,6 +15,7 @@ import httpx
 from pydantic import SecretStr
 from starlette.applications import Starlette
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.service import RPCError, RPCStatusCode
 
 from selfheal import search_attributes as sa
 from selfheal.models import AdapterSpec
@@ -22,7 +23,7 @@ from selfheal.review import REVIEW_ACTIONS
 from starter.api import make_server
 from starter.devserver import free_port
 from starter.scenarios.base import DemoContext, Metric, Scenario, ScenarioResult
-from starter.webhook import PATH, sign, webhook_routes
+from starter.webhook import PATH, GitHubWebhook, sign
 
 
 def pull_request_event(
@@ -165,6 +166,21 @@ async def _final_state(client: Client, workflow_id: str) -> str:
     return state or "unknown"
 
 
+async def _started(client: Client, workflow_id: str, timeout: float = 120) -> None:
+    handle = client.get_workflow_handle(workflow_id)
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            await handle.describe()
+            return
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"review {workflow_id} was accepted but never started") from None
+        await asyncio.sleep(0.1)
+
+
 async def _runs(client: Client, workflow_id: str) -> int:
     """How many executions ever had this id (a duplicate review would be a second one)."""
     return (await client.count_workflows(f"WorkflowId = '{workflow_id}'")).count
@@ -177,8 +193,11 @@ async def run(ctx: DemoContext) -> ScenarioResult:
     # A review that takes a moment, so the synchronize finds the first head still under review.
     adapter = AdapterSpec(kind="sim", sim="stall:2")
     port = free_port()
-    server = make_server(Starlette(routes=webhook_routes(settings, ctx.client, adapter)),
-                         port=port)  # fmt: skip
+    # The API as `selfheal api` runs it: the receiver and, in its lifespan, the outbox drainer
+    # that starts the reviews answered 202 (queued).
+    webhook = GitHubWebhook(settings, ctx.client, adapter)
+    app = Starlette(routes=webhook.routes(), lifespan=webhook.lifespan)
+    server = make_server(app, port=port)
     serving = asyncio.create_task(server.serve())
     result = ScenarioResult(
         "PR auto-review (M2.3)",
@@ -192,12 +211,14 @@ async def run(ctx: DemoContext) -> ScenarioResult:
         deliveries = _deliveries(run_id)
         ctx.report(f"sending {len(deliveries)} signed deliveries to the webhook")
         answers = await _send_all(f"http://127.0.0.1:{port}{PATH}", secret, deliveries)
+        reviews = sorted({a["workflow_id"] for _, a, _, _ in answers if a.get("workflow_id")})
+        ctx.report(f"{len(answers)} deliveries answered; {len(reviews)} reviews accepted")
+        # The API stays up until every accepted review has started (from the outbox, if queued).
+        await asyncio.gather(*(_started(ctx.client, w) for w in reviews))
     finally:
         server.should_exit = True
         await serving
-
-    reviews = sorted({a["workflow_id"] for _, a, _, _ in answers if a.get("workflow_id")})
-    ctx.report(f"{len(answers)} deliveries answered; waiting for {len(reviews)} reviews")
+    ctx.report(f"{len(reviews)} reviews started; waiting for them to end")
     states: dict[str, str] = {}
 
     async def settle(workflow_id: str) -> None:
