@@ -20,7 +20,10 @@ from selfheal.plugins import SelfHealing
 from starter.client import build_task_input, start_task
 from tests.waiting import eventually
 
-SETTLED = {EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED}
+SETTLED = {
+    EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+    EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED,
+}
 
 
 async def test_a_cancelled_task_waits_for_its_running_attempt(
