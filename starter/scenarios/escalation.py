@@ -71,7 +71,7 @@ async def run(ctx: DemoContext) -> ScenarioResult:
     await block_handle.signal("resolve", {"note": "credentials rotated"})
     ctx.report("ALEX's task resolved")
     await _follow(ctx, stall_handle, "SAM")
-    finals: list[TaskStatus] = await asyncio.gather(stall_handle.result(), block_handle.result())
+    finals = list(await asyncio.gather(stall_handle.result(), block_handle.result()))
 
     result = ScenarioResult(
         "blocker detection (M2.4)",
