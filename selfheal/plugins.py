@@ -6,6 +6,7 @@ it); the data converter is pydantic's, so every payload is plain JSON.
 """
 
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from functools import reduce
 from typing import Any
 
@@ -28,6 +29,8 @@ from workflows.commit_queue import CommitQueue
 from workflows.escalation import Escalation
 from workflows.pr_review import PRReview
 
+_HEARTBEAT_THROTTLE = timedelta(seconds=5)
+_SDK_HEARTBEAT_THROTTLE = timedelta(seconds=60)
 ActivityFactory = Callable[[Client], Sequence[Callable[..., Any]]]
 
 
@@ -111,6 +114,11 @@ class SelfHealing(SimplePlugin):
         # first activity; a client or a replayer never opens it.
         self.ledger.open()
         config = super().configure_worker(config)
+        # A cancelled attempt learns of it on a heartbeat reply, and the SDK sends heartbeats at
+        # most every 0.8 x heartbeat timeout (24 s by default): a task cancel would wait that long.
+        # The SDK's default (60 s) is lowered; a value the user chose is kept.
+        if config.get("max_heartbeat_throttle_interval") in (None, _SDK_HEARTBEAT_THROTTLE):
+            config["max_heartbeat_throttle_interval"] = _HEARTBEAT_THROTTLE
         return reduce(lambda c, p: p.configure_worker(c), self.capabilities, config)
 
     def configure_replayer(self, config: ReplayerConfig) -> ReplayerConfig:
