@@ -2,9 +2,9 @@
 subprocesses, and a real HTTP agent on 127.0.0.1 that completes its activity later."""
 
 import asyncio
-import time
 import base64
 import os
+import time
 import uuid
 from pathlib import Path
 from typing import Any
