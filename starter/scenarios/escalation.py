@@ -7,7 +7,7 @@ import uuid
 from temporalio.client import WorkflowHandle
 
 from selfheal.models import AdapterSpec, TaskStatus
-from starter.client import build_task_input, start_task
+from starter.client import build_task_input, start_task, task_outcome
 from starter.demo import DemoContext, Metric, ScenarioResult
 from workflows.agent_task import AgentTask
 
@@ -51,7 +51,9 @@ async def run(ctx: DemoContext) -> ScenarioResult:
     await asyncio.sleep(steps["peer"] / 3)  # 20 policy minutes after the block
     await block_handle.signal("acknowledge", {"by": "MAX"})
     await block_handle.signal("resolve", {"note": "credentials rotated"})
-    finals: list[TaskStatus] = await asyncio.gather(stall_handle.result(), block_handle.result())
+    finals: list[TaskStatus] = await asyncio.gather(
+        task_outcome(stall_handle), task_outcome(block_handle)
+    )
 
     result = ScenarioResult(
         "blocker detection (M2.4)",

@@ -5,7 +5,7 @@ import uuid
 from dataclasses import dataclass
 
 from selfheal.models import AdapterSpec, TaskStatus
-from starter.client import build_task_input, start_task
+from starter.client import build_task_input, start_task, task_outcome
 from starter.demo import DemoContext, Metric, ScenarioResult
 from workflows.escalation import Escalation
 
@@ -70,7 +70,7 @@ async def run(ctx: DemoContext) -> ScenarioResult:
             task_id=f"demo-{run_id}-{i + 1}",
         )
         handles.append(await start_task(ctx.client, ctx.settings, input))
-    statuses: list[TaskStatus] = await asyncio.gather(*(h.result() for h in handles))
+    statuses: list[TaskStatus] = await asyncio.gather(*(task_outcome(h) for h in handles))
     leads = {s.id: await _lead_takes_over(ctx, s) for s in statuses if s.state == "failed"}
 
     result = ScenarioResult(
