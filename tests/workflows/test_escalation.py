@@ -223,6 +223,18 @@ async def test_final_failure_escalates_straight_to_the_lead(
 
         await eventually(dispatched)
         assert (await lead.result()).state == "succeeded"
+        # The task is over: its escalation does not signal it (no red event in the UI).
+        escalation = await s.client.get_workflow_handle(incident.escalation_id).fetch_history()
+        assert [
+            e
+            for e in escalation.events
+            if e.HasField("start_child_workflow_execution_initiated_event_attributes")
+        ]
+        assert not [
+            e
+            for e in escalation.events
+            if e.HasField("signal_external_workflow_execution_initiated_event_attributes")
+        ]
         context = started_input(await lead.fetch_history())["context"]
         assert context["kind"] == "failed"
         assert context["escalated_workflow_id"] == final.workflow_id
@@ -363,3 +375,42 @@ async def test_a_stalls_lead_step_follows_the_stuck_flag_or_a_short_grace(
             assert steps["peer"] == pytest.approx(900, abs=1)
             assert steps["lead"] == pytest.approx(lead_after, abs=1)
             await handle.signal("close", {"reason": "resolved"})
+
+
+def red_signals(history: Any) -> list[Any]:
+    """The UI's red "Signal External Workflow Execution Failed" events."""
+    return [
+        e
+        for e in history.events
+        if e.HasField("signal_external_workflow_execution_failed_event_attributes")
+    ]
+
+
+async def test_no_signal_goes_to_an_escalation_that_is_over(
+    skipping_env: WorkflowEnvironment, settings: Settings
+):
+    async with stack(skipping_env, settings) as s:
+        acked = await s.start_blocked({"reason": "no API key"})
+        await skipping_env.sleep(timedelta(minutes=20))
+        await acked.signal("acknowledge", {"by": "MAX"})  # the ladder stops and ends
+        await acked.signal("resolve", {})
+        assert (await acked.result()).state == "succeeded"
+
+        spent = await s.start_blocked({"reason": "waiting on design"})
+        await skipping_env.sleep(timedelta(minutes=61))  # peer, lead and CEO: nothing left
+        await eventually(lambda: _escalation_closed(s.client, spent))
+        await spent.signal("resolve", {})
+        final = await spent.result()
+        assert [e.step for e in final.escalations] == ["peer", "lead", "ceo"]
+
+        for handle in (acked, spent):
+            status = await s.status(handle)
+            escalation = s.client.get_workflow_handle(status.incidents[0].escalation_id)
+            assert red_signals(await handle.fetch_history()) == []
+            assert red_signals(await escalation.fetch_history()) == []
+
+
+async def _escalation_closed(client: Client, handle: WorkflowHandle[Any, TaskStatus]) -> bool:
+    status = await handle.query(AgentTask.status)
+    escalation = client.get_workflow_handle(status.incidents[0].escalation_id)
+    return (await escalation.describe()).status == WorkflowExecutionStatus.COMPLETED
