@@ -38,6 +38,7 @@ _AGENT = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # How long the CLI waits for the workflow's answer to an Update (a worker must be running).
 _ANSWER_TIMEOUT = 30.0
 _QUERY_TIMEOUT = timedelta(seconds=10)
+_CLOSED_QUERY_TIMEOUT = timedelta(seconds=5)  # a closed task is answered by a worker's replay
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -178,13 +179,19 @@ async def read_status(client: Client, id: str) -> TaskStatus:
         try:
             return await _with_late_escalations(client, await task_outcome(handle))
         except WorkflowFailureError as err:  # failed, but not as a task: a bug, say
-            raise Unreadable(await _last_known(client, handle, description, err)) from None
+            why = _one_line(err.cause or err)
+            raise Unreadable(await _last_known(client, handle, description, why)) from None
     # Running: ask it. Ended otherwise (cancelled, terminated, timed out): a worker can still
     # replay its history to answer the query, so try that before falling back.
+    running = status == WorkflowExecutionStatus.RUNNING
+    timeout = _QUERY_TIMEOUT if running else _CLOSED_QUERY_TIMEOUT
     try:
-        return await handle.query(AgentTask.status, rpc_timeout=_QUERY_TIMEOUT)
-    except (WorkflowQueryFailedError, WorkflowQueryRejectedError, RPCError) as err:
-        raise Unreadable(await _last_known(client, handle, description, err)) from None
+        return await handle.query(AgentTask.status, rpc_timeout=timeout)
+    except RPCError:
+        why = f"no worker answered the status query within {timeout.total_seconds():g}s"
+        raise Unreadable(await _last_known(client, handle, description, why)) from None
+    except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
+        raise Unreadable(await _last_known(client, handle, description, _one_line(err))) from None
 
 
 class Unreadable(Exception):
@@ -199,18 +206,17 @@ async def _last_known(
     client: Client,
     handle: WorkflowHandle[Any, Any],
     description: WorkflowExecutionDescription,
-    err: BaseException,
+    problem: str,
 ) -> dict[str, Any]:
     """What describe and the history tell of a task whose document could not be read."""
     attrs = description.typed_search_attributes
     summary = await description.static_summary() or ""
     execution = description.status.name.lower() if description.status else "unknown"
-    problem = _one_line(err)
     failing = await _failing_workflow_task(handle)
     if failing:
         problem = f"its workflow task keeps failing: {failing}"
     elif description.status != WorkflowExecutionStatus.RUNNING:
-        problem = f"it ended {execution} and no worker replayed it ({problem})"
+        problem = f"it ended {execution}; {problem}"
     return {
         "id": task_id_of(handle.id),
         "workflow_id": handle.id,
