@@ -204,7 +204,7 @@ async def test_show_into_a_closed_pipe_exits_quietly(
 ):
     async with Worker(local_env.client, task_queue=settings.task_queue,
                       plugins=[SelfHealing(settings)]):  # fmt: skip
-        input = sim_input(settings, "transient,ok")
+        input = sim_input(settings, "ok")
         await task_outcome(await start_task(local_env.client, settings, input))
 
     def show_into_closed_pipe() -> tuple[int, str]:
@@ -277,13 +277,8 @@ async def test_ack_resolve_block_are_updates_that_answer(
     env = stack_env(local_env, settings)
     async with Worker(local_env.client, task_queue=settings.task_queue,
                       plugins=[SelfHealing(settings)]):  # fmt: skip
-        input = sim_input(settings, "transient,ok")
+        input = sim_input(settings, "hang")  # an attempt that runs until the task is cancelled
         handle = await start_task(local_env.client, settings, input)
-
-        async def retrying() -> bool:
-            return (await handle.query(AgentTask.status)).state == "retrying"
-
-        await eventually(retrying)
         assert_refused(await cli(env, "task", "resolve", input.id), "has no open or acknowledged")
         blocked = await cli(env, "task", "block", input.id, "--reason", "no API key", "--json")
         assert blocked.returncode == 0, blocked.stderr
@@ -296,8 +291,9 @@ async def test_ack_resolve_block_are_updates_that_answer(
         assert_refused(await cli(env, "task", "ack", input.id, "--by", "LEO"), "no open incident")
         resolved = await cli(env, "task", "resolve", input.id, "--note", "key added")
         assert resolved.stdout.strip() == f"{handle.id}: incident 1 resolved", resolved.stderr
-        final = await task_outcome(handle)
-    assert final.state == "succeeded"
+        final = await handle.query(AgentTask.status)
+        await handle.cancel()
+    assert final.state == "running"
     assert final.incidents[0].acknowledged_by == "MAX"
     assert final.incidents[0].resolution == "key added"
     assert final.ignored_signals == []  # the refusals were answers, not ignored signals
