@@ -41,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from selfheal.ids import Activities
     from selfheal.models import AdapterSpec, AgentRunInput, AgentRunResult, TaskInput
     from selfheal.plugins import SelfHealing
-    from starter.client import build_task_input, connect, start_task
+    from starter.client import build_task_input, connect, start_task, task_outcome
     from starter.devserver import DevServer, free_port
 
 
@@ -103,7 +103,7 @@ async def run_agent_tasks(
     inputs = sim_ok_inputs(settings, n, tag)
     began = time.perf_counter()
     handles = await asyncio.gather(*(start_task(client, settings, i) for i in inputs))
-    results = await asyncio.gather(*(h.result() for h in handles))
+    results = await asyncio.gather(*(task_outcome(h) for h in handles))
     took = time.perf_counter() - began
     bad = [r.state for r in results if r.state != "succeeded" or len(r.attempts) != 1]
     if bad:

@@ -57,7 +57,7 @@ with workflow.unsafe.imports_passed_through():
     from selfheal.ids import Activities
     from selfheal.models import AdapterSpec, AgentRunInput, AgentRunResult, TaskStatus
     from selfheal.plugins import SelfHealing
-    from starter.client import build_task_input, connect, start_task
+    from starter.client import build_task_input, connect, start_task, task_outcome
     from starter.devserver import DevServer, free_port
 
 MIX = (("transient", 0.5), ("agent", 0.2), ("task", 0.2), ("permanent", 0.1))
@@ -180,7 +180,7 @@ def ladder_consistent(case: Case, status: TaskStatus, blip: float) -> bool:
 async def settle(handles: list, timeout: float) -> tuple[dict[int, TaskStatus], set[int]]:
     """The AgentTasks' results. Once every unfinished one is blocked (waiting for a person), or at
     ``timeout``, the rest are read with the ``status`` query and terminated."""
-    futures = {asyncio.ensure_future(h.result()): i for i, h in enumerate(handles)}
+    futures = {asyncio.ensure_future(task_outcome(h)): i for i, h in enumerate(handles)}
     out: dict[int, TaskStatus] = {}
     deadline = time.monotonic() + timeout
     while futures:

@@ -51,7 +51,7 @@ from temporalio.service import RPCError  # noqa: E402
 
 from selfheal.config import Settings  # noqa: E402
 from selfheal.models import AdapterSpec, TaskStatus  # noqa: E402
-from starter.client import build_task_input, connect, start_task  # noqa: E402
+from starter.client import build_task_input, connect, start_task, task_outcome  # noqa: E402
 from starter.devserver import DevServer, free_port  # noqa: E402
 
 WORKER_WITH_SLOTS = """\
@@ -249,7 +249,7 @@ async def latency(
 
         handles = await bounded([start(n, i) for n, i in enumerate(inputs)])
         results: list[TaskStatus] = await asyncio.wait_for(
-            asyncio.gather(*(h.result() for h in handles)), timeout=stall * 3 + 60
+            asyncio.gather(*(task_outcome(h) for h in handles)), timeout=stall * 3 + 60
         )
         wall, cpu = time.monotonic() - began, cpu_seconds(worker.proc.pid) - cpu_before
         sampler.cancel()

@@ -3,6 +3,22 @@
 import re
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+
+
+class TaskIdError(ValueError):
+    pass
+
+
+def check_task_id(task_id: str) -> str:
+    """``task_id`` if it can be part of a workflow id, a workspace path and a URL: letters,
+    digits, ``.``, ``_`` and ``-`` (no ``/``, no spaces), at most 200 characters."""
+    if not _TASK_ID.fullmatch(task_id):
+        raise TaskIdError(
+            f"bad task id {task_id!r}: use letters, digits, '.', '_' and '-' "
+            "(no '/' or spaces), at most 200 characters"
+        )
+    return task_id
 
 
 def task_workflow_id(task_id: str) -> str:

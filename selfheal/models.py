@@ -1,12 +1,13 @@
 """Pydantic payloads: one input model per workflow and activity, and the task status document."""
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from selfheal.errors import ErrorKind
 from selfheal.policies import EscalationLadder, RetryLadder, StuckPolicy
+from selfheal.policies import EscalationStep as LadderStep
 
 TaskPriority = Literal["high", "normal", "low"]
 AttemptStrategy = Literal["initial", "same", "fresh", "alternative"]
@@ -162,9 +163,14 @@ class TaskLedgerEntry(BaseModel):
     attempts: int = 0
 
 
-# Signal bodies (JSON objects; unknown fields are ignored).
+# Signal bodies (JSON objects; unknown fields are ignored). A signal sent with no body at all (the
+# `temporal workflow signal` default) or ``null`` takes these defaults; a value of the wrong type
+# (or a blank one) is malformed, and the signal is recorded in ``ignored_signals``.
+NonBlank = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
 class MarkBlocked(BaseModel):
-    reason: str = Field(min_length=1)
+    reason: NonBlank = "no reason given"
 
 
 class ReportProgress(BaseModel):
@@ -173,7 +179,7 @@ class ReportProgress(BaseModel):
 
 
 class Acknowledge(BaseModel):
-    by: str = Field(min_length=1)
+    by: NonBlank = "unknown"
 
 
 class Resolve(BaseModel):
@@ -193,8 +199,19 @@ class Escalated(BaseModel):
 class CloseIncident(BaseModel):
     """Signal to an ``Escalation``: the incident is over, no further steps."""
 
-    reason: Literal["resolved", "progress", "finished", "cancelled"]
+    reason: Literal["resolved", "progress", "finished", "cancelled"] = "resolved"
     note: str = ""
+
+
+class TaskAnswer(BaseModel):
+    """The answer to a task Update (``acknowledge``, ``resolve``, ``mark_blocked``): what the
+    workflow did, and the task's state and incident afterwards."""
+
+    workflow_id: str
+    operation: str
+    message: str
+    state: TaskState
+    incident: IncidentSummary | None = None
 
 
 # Incidents, notices and escalation (M2.4); CommitGuard (M2.2) uses the same pieces.
@@ -273,9 +290,24 @@ class EscalationInput(BaseModel):
     peers: dict[str, list[str]] = Field(default_factory=dict)
     time_scale: float = 1.0
 
+    def ladder_steps(self) -> list[LadderStep]:
+        """The steps this incident's ladder runs: from ``first_step`` on."""
+        names = [s.step for s in self.ladder.steps]
+        first = names.index(self.first_step) if self.first_step in names else 0
+        return self.ladder.steps[first:]
+
+    def target(self, step: EscalationStep) -> str | None:
+        """Who a step goes to; ``None`` (no peer, no lead) skips the step."""
+        return {"peer": self.peer, "lead": self.lead, "ceo": "ceo"}[step]
+
+    def firing_steps(self) -> list[EscalationStep]:
+        """The steps that will fire if nobody acts: the ladder's steps that have a target."""
+        return [s.step for s in self.ladder_steps() if self.target(s.step)]
+
 
 class EscalationOutcome(BaseModel):
     incident_key: str
     steps: list[EscalationRecord] = Field(default_factory=list)
     acknowledged_by: str | None = None
     closed: str | None = None
+    ignored_signals: list[str] = Field(default_factory=list)

@@ -49,9 +49,18 @@ def console() -> None:
         code = run()
     except SystemExit as exit:
         code = exit.code if isinstance(exit.code, int) else 1
-    sys.stdout.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _stdout_to_devnull()
     sys.stderr.flush()
     os._exit(code)
+
+
+def _stdout_to_devnull() -> None:
+    """The reader of our output went away (``selfheal task show X | head``): drop the rest."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -61,6 +70,9 @@ def run(argv: list[str] | None = None) -> int:
         code = asyncio.run(handler(args))
     except KeyboardInterrupt:
         code = 130
+    except BrokenPipeError:  # `... | head` closed the pipe: nothing more to say
+        _stdout_to_devnull()
+        code = 0
     except (
         UsageError,
         ConfigError,

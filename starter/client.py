@@ -1,18 +1,26 @@
-"""Client helpers: connect (temporalio.envconfig + settings) and start an AgentTask."""
+"""Client helpers: connect (temporalio.envconfig + settings), start an AgentTask, and read its
+outcome (a ``failed`` task is a Failed execution whose ``TaskFailed`` error carries its status)."""
 
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
-from temporalio.common import Priority, SearchAttributePair, TypedSearchAttributes
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.common import (
+    Priority,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDReusePolicy,
+)
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 
 from selfheal import search_attributes as sa
 from selfheal.config import Settings
-from selfheal.ids import task_workflow_id
+from selfheal.ids import check_task_id, task_workflow_id
 from selfheal.models import PRIORITY_KEYS, AdapterSpec, TaskInput, TaskPriority, TaskStatus
+from selfheal.outcome import status_of_failure
 from selfheal.shell import absolute_program, relative_program
 from selfheal.sim import parse_sim_script
 from workflows.agent_task import AgentTask
@@ -60,6 +68,10 @@ def build_task_input(
     """A validated, scaled ``TaskInput``; raises ``ConfigError``/``ValueError`` on bad input."""
     name = agent.upper()
     settings.agent(name)
+    if not title.strip():
+        raise ValueError("the title must not be empty")
+    if task_id is not None:
+        check_task_id(task_id)
     adapter = adapter or AdapterSpec(kind=settings.agents[name].adapter)
     if adapter.kind == "sim":
         parse_sim_script("ok" if adapter.sim is None else adapter.sim)
@@ -67,6 +79,8 @@ def build_task_input(
         raise ValueError(f"the command adapter needs --command (or a command for {name})")
     if adapter.kind == "command" and adapter.command:
         adapter = adapter.model_copy(update={"command": from_start_dir(adapter.command)})
+    if adapter.kind == "http" and not (adapter.url or settings.agents[name].url):
+        raise ValueError(f"the http adapter needs --url (or a url for {name})")
     scale = time_scale or settings.time_scale
     policies = settings.policies.scaled(scale)
     return TaskInput(
@@ -115,16 +129,41 @@ def task_search_attributes(input: TaskInput) -> TypedSearchAttributes:
 
 
 async def start_task(
-    client: Client, settings: Settings, input: TaskInput
+    client: Client, settings: Settings, input: TaskInput, *, rerun: bool = False
 ) -> WorkflowHandle[AgentTask, TaskStatus]:
-    """Start ``AgentTask`` for ``input`` on the selfheal task queue (id ``task-<id>``)."""
+    """Start ``AgentTask`` for ``input`` on the selfheal task queue (id ``task-<id>``).
+
+    An id that is running, or that already ran, raises ``WorkflowAlreadyStartedError``: a
+    finished task is run again only with ``rerun=True``."""
     return await client.start_workflow(
         AgentTask.run,
         input,
         id=task_workflow_id(input.id),
         task_queue=settings.task_queue,
+        id_reuse_policy=(
+            WorkflowIDReusePolicy.ALLOW_DUPLICATE
+            if rerun
+            else WorkflowIDReusePolicy.REJECT_DUPLICATE
+        ),
         search_attributes=task_search_attributes(input),
+        memo={"title": input.title, "priority": input.priority},
         priority=Priority(priority_key=PRIORITY_KEYS[input.priority]),
         static_summary=f"{input.agent}: {input.title}",
         static_details=f"priority {input.priority} · adapter {input.adapter.kind}",
     )
+
+
+async def task_outcome(
+    handle: WorkflowHandle[Any, Any], rpc_timeout: timedelta | None = None
+) -> TaskStatus:
+    """The status document of a finished AgentTask, whether it succeeded (the result) or failed
+    (the ``TaskFailed`` error's details). Any other end (cancelled, terminated, timed out)
+    raises the ``WorkflowFailureError``."""
+    try:
+        result = await handle.result(rpc_timeout=rpc_timeout)
+    except WorkflowFailureError as err:
+        status = status_of_failure(err)
+        if status is None:
+            raise
+        return status
+    return result if isinstance(result, TaskStatus) else TaskStatus.model_validate(result)

@@ -2,9 +2,13 @@
 
 Run ``python -m tests.record_histories`` after a deliberate change to workflow code, then read
 the diff: a history that no longer replays means running workflows would break on upgrade.
+Histories named ``v1_*`` were recorded before the ``workflow.patched`` changes (a failed task
+fails its execution; no signal to an escalation that is over) and are never re-recorded: they
+prove the old branch of each patch still replays.
 """
 
 import asyncio
+import contextlib
 import sys
 import tempfile
 import uuid
@@ -12,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -75,6 +79,28 @@ async def record() -> None:
         escalation = client.get_workflow_handle("escalation-rec-blocked-1")
         await escalation.result()
         await save(escalation, "escalation_acknowledged")
+
+        # The same story told through the Updates the selfheal CLI uses.
+        handle = await start(client, settings, "transient,ok", "rec-updates")
+        while (await handle.query("status"))["state"] != "retrying":
+            await asyncio.sleep(0.05)
+        await handle.execute_update("mark_blocked", {"reason": "no API key"})
+        await env.sleep(timedelta(minutes=20))
+        await handle.execute_update("acknowledge", {"by": "MAX"})
+        await handle.execute_update("resolve", {"note": "key added"})
+        await handle.result()
+        await save(handle, "agent_task_updates")
+
+        # Last: a failed task ends before its escalation, which the test server then stops
+        # skipping time for. Its lead step fires at once; the history is saved from there.
+        handle = await start(client, settings, "permanent", "rec-failed")
+        with contextlib.suppress(WorkflowFailureError):
+            await handle.result()
+        await save(handle, "agent_task_failed")
+        escalation = client.get_workflow_handle("escalation-rec-failed-1")
+        while not (await escalation.query("outcome"))["steps"]:
+            await asyncio.sleep(0.05)
+        await save(escalation, "escalation_failed_lead")
     await env.shutdown()
 
 

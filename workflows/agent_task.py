@@ -12,17 +12,27 @@ opens a ``stuck`` incident, and the task's state is ``stuck`` once the stuck thr
 passes; the same fingerprint failing three times, or a ``mark_blocked`` signal, opens a
 ``blocked`` incident and pauses the ladder until it is resolved. Each incident runs an
 ``Escalation`` child; a final failure escalates straight to the lead.
+
+Outcome (DESIGN §4): ``succeeded`` completes with the status document; ``failed`` fails the
+execution with a non-retryable ``TaskFailed`` error carrying the status document, so the UI and
+``handle.result()`` tell the truth.
+
+Signals and Updates: ``mark_blocked``, ``acknowledge`` and ``resolve`` are both signals (for the
+``temporal`` CLI and orchestrators; any body, or none, is taken or recorded in
+``ignored_signals``) and Updates with validators (the ``selfheal`` CLI: the workflow decides and
+the caller gets the answer). Both queue the same operation for the main loop, which carries it out.
 """
 
 import asyncio
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
 
@@ -51,10 +61,12 @@ with workflow.unsafe.imports_passed_through():
         MarkBlocked,
         ReportProgress,
         Resolve,
+        TaskAnswer,
         TaskInput,
         TaskState,
         TaskStatus,
     )
+    from selfheal.outcome import task_failed
 
 # Which strategy a retry prefers after each kind of failure; the first not yet used is taken.
 _PREFERENCE: dict[str, tuple[AttemptStrategy, ...]] = {
@@ -68,6 +80,28 @@ _STEP_ORDER = {"peer": 0, "lead": 1, "ceo": 2}
 WAIT_FOR_CANCELLED_ATTEMPT = "wait-for-cancelled-attempt"
 M = TypeVar("M", bound=BaseModel)
 IncidentKind = Literal["stuck", "blocked", "failed"]
+# A failed task fails its execution (it used to complete with state "failed").
+_PATCH_TASK_FAILED = "task-failed-fails-the-execution"
+# No signal goes to an escalation known to be over (acknowledged through the task, or every step
+# fired): it would be a red "Signal External Workflow Execution Failed" in the UI.
+_PATCH_QUIET_LADDER = "no-signal-to-an-escalation-that-is-over"
+
+
+@dataclass
+class _Op:
+    """A signal or an Update, queued for the main loop; an Update's handler waits for ``done``."""
+
+    name: str
+    body: BaseModel
+    update: bool = False
+    done: bool = False
+    answer: str = ""
+    refused: str | None = None
+    incident: IncidentSummary | None = None
+
+
+class _Refused(Exception):
+    """An operation that does not apply now (say, ``acknowledge`` with no open incident)."""
 
 
 # History size: an attempt costs about 15 events and the ladder has 4, and signals are folded
@@ -87,8 +121,11 @@ class AgentTask:
             priority=input.priority,
             last_progress_at=workflow.now(),
         )
-        self._events: list[tuple[str, BaseModel]] = []
+        self._events: list[_Op] = []
         self._incident: IncidentSummary | None = None
+        # Per incident: the steps its ladder will fire, and the incidents whose ladder is over.
+        self._firing: dict[int, list[str]] = {}
+        self._ladder_over: set[int] = set()
         self._attempt_running = False
         self._agent = input.agent
         self._retry_at: datetime | None = None
@@ -148,6 +185,7 @@ class AgentTask:
             self._set_state("cancelled")
             await self._close_incident("cancelled", "task cancelled")
             self._describe("cancelled")
+            await self._settle("the task was cancelled")
             raise
 
         await self._drain()
@@ -161,7 +199,18 @@ class AgentTask:
                 first_step="lead",
             )
         self._describe(f"{self._status.state} after {len(self._status.attempts)} attempt(s)")
+        await self._settle(f"the task has {self._status.state}")
+        if self._status.state == "failed" and workflow.patched(_PATCH_TASK_FAILED):
+            raise task_failed(self._status)
         return self._status
+
+    async def _settle(self, why: str) -> None:
+        """Answer every Update still waiting (none, normally: a finished task refuses them),
+        then let the handlers return before the execution closes."""
+        for op in self._events:
+            op.refused, op.done = why, True
+        self._events.clear()
+        await workflow.wait_condition(workflow.all_handlers_finished)
 
     async def _retry_wait(
         self, n: int, wait: float, kind: str | None, used: list[AttemptStrategy]
@@ -325,6 +374,8 @@ class AgentTask:
             if self._status.state != "escalated":
                 self._set_state("stuck")
             self._describe(f"stuck: {incident.reason}")
+            if self._ladder_ended(incident):
+                return
             try:  # its lead step waits for this (detect, then escalate)
                 await workflow.get_external_workflow_handle(incident.escalation_id).signal(
                     "stuck", {"at": incident.stuck_at.isoformat()}
@@ -333,39 +384,73 @@ class AgentTask:
                 workflow.logger.info("escalation %s already over", incident.escalation_id)
 
     async def _drain(self) -> None:
-        """Act on the signals received since the last look, in order."""
+        """Carry out the signals and Updates received since the last look, in order."""
         while self._events:
-            _name, signal = self._events.pop(0)
-            if isinstance(signal, MarkBlocked):
-                self._status.blocked_reason = signal.reason
-                if self._incident is None:
-                    await self._open_incident("blocked", signal.reason, since=workflow.now())
-                elif self._incident.kind == "stuck":
-                    await self._close_incident("resolved", f"blocked instead: {signal.reason}")
-                    await self._open_incident("blocked", signal.reason, since=workflow.now())
-            elif isinstance(signal, ReportProgress):
-                incident = self._incident
-                if incident and (incident.kind == "stuck" or signal.source == "person"):
-                    await self._close_incident("progress", signal.note or "progress reported")
-            elif isinstance(signal, Acknowledge):
-                await self._acknowledge(signal.by)
-            elif isinstance(signal, Resolve):
-                await self._close_incident("resolved", signal.note or "resolved")
-            elif isinstance(signal, Escalated):
-                self._status.escalations.append(
-                    EscalationRecord(
-                        step=signal.step,
-                        target=signal.target,
-                        at=signal.at,
-                        incident=signal.incident,
-                    )
-                )
-                # Steps that fell due together (say, after a worker outage) may signal in any
-                # order; the document lists them in ladder order.
-                self._status.escalations.sort(key=lambda e: (e.incident, e.at, _STEP_ORDER[e.step]))
-                if signal.step == "lead" and self._incident and self._incident.n == signal.incident:
-                    self._set_state("escalated")
-                self._describe(f"escalated to {signal.step} {signal.target}")
+            op = self._events.pop(0)
+            try:
+                op.answer = await self._apply(op)
+            except _Refused as refused:
+                op.refused = str(refused)
+                if not op.update:
+                    self._status.ignored_signals.append(f"{op.name}: {refused}")
+            op.done = True
+
+    async def _apply(self, op: _Op) -> str:
+        signal = op.body
+        if isinstance(signal, MarkBlocked):
+            self._status.blocked_reason = signal.reason
+            incident = self._incident
+            if incident is not None and incident.kind == "blocked":
+                op.incident = incident
+                return f"already blocked (incident {incident.n})"
+            if incident is not None:  # a stall becomes a block
+                await self._close_incident("resolved", f"blocked instead: {signal.reason}")
+            await self._open_incident("blocked", signal.reason, since=workflow.now())
+            op.incident = self._incident
+            return f"blocked: incident {self._status.incidents[-1].n} opened"
+        if isinstance(signal, ReportProgress):
+            incident = self._incident
+            if incident and (incident.kind == "stuck" or signal.source == "person"):
+                await self._close_incident("progress", signal.note or "progress reported")
+                op.incident = incident
+                return f"incident {incident.n} resolved by progress"
+            return "progress noted"
+        if isinstance(signal, Acknowledge):
+            op.incident = await self._acknowledge(signal.by)
+            return f"incident {op.incident.n} acknowledged by {signal.by}: no further steps"
+        if isinstance(signal, Resolve):
+            incident = self._incident
+            if incident is None:
+                raise _Refused("no open incident")
+            await self._close_incident("resolved", signal.note or "resolved")
+            op.incident = incident
+            return f"incident {incident.n} resolved"
+        if isinstance(signal, Escalated):
+            self._on_escalated(signal)
+        return ""
+
+    def _on_escalated(self, signal: Escalated) -> None:
+        self._status.escalations.append(
+            EscalationRecord(
+                step=signal.step,
+                target=signal.target,
+                at=signal.at,
+                incident=signal.incident,
+            )
+        )
+        # Steps that fell due together (say, after a worker outage) may signal in any order;
+        # the document lists them in ladder order.
+        self._status.escalations.sort(key=lambda e: (e.incident, e.at, _STEP_ORDER[e.step]))
+        fired = {e.step for e in self._status.escalations if e.incident == signal.incident}
+        if signal.incident in self._firing and fired >= set(self._firing[signal.incident]):
+            self._ladder_over.add(signal.incident)  # its last step: the ladder is over
+        if signal.step == "lead" and self._incident and self._incident.n == signal.incident:
+            self._set_state("escalated")
+        self._describe(f"escalated to {signal.step} {signal.target}")
+
+    def _ladder_ended(self, incident: IncidentSummary) -> bool:
+        """Whether the incident's Escalation is known to be over, so nothing is sent to it."""
+        return incident.n in self._ladder_over and workflow.patched(_PATCH_QUIET_LADDER)
 
     async def _open_incident(
         self,
@@ -410,30 +495,32 @@ class AgentTask:
             summary=f"ledger: open {kind} incident {n}",
         )
         peers = input.peers.get(self._agent, [])
+        ladder = EscalationInput(
+            incident_key=key,
+            n=n,
+            kind=kind,
+            subject=self._status.workflow_id,
+            task_id=input.id,
+            title=input.title,
+            agent=self._agent,
+            peer=peers[0] if peers else None,
+            lead=input.lead,
+            reason=reason,
+            last_error=last.error if last else None,
+            since=since,
+            ladder=input.escalation,
+            first_step=first_step,
+            attempts=self._status.attempts,
+            retry=input.retry,
+            stuck=input.stuck,
+            lead_adapter=input.lead_adapter,
+            peers=input.peers,
+            time_scale=input.time_scale,
+        )
+        self._firing[n] = list(ladder.firing_steps())
         await workflow.start_child_workflow(
             "Escalation",
-            EscalationInput(
-                incident_key=key,
-                n=n,
-                kind=kind,
-                subject=self._status.workflow_id,
-                task_id=input.id,
-                title=input.title,
-                agent=self._agent,
-                peer=peers[0] if peers else None,
-                lead=input.lead,
-                reason=reason,
-                last_error=last.error if last else None,
-                since=since,
-                ladder=input.escalation,
-                first_step=first_step,
-                attempts=self._status.attempts,
-                retry=input.retry,
-                stuck=input.stuck,
-                lead_adapter=input.lead_adapter,
-                peers=input.peers,
-                time_scale=input.time_scale,
-            ),
+            ladder,
             id=escalation_id,
             task_queue=workflow.info().task_queue,
             parent_close_policy=ParentClosePolicy.ABANDON,
@@ -446,20 +533,24 @@ class AgentTask:
             self._set_state("blocked")
         self._describe(f"{kind}: {reason}")
 
-    async def _acknowledge(self, by: str) -> None:
+    async def _acknowledge(self, by: str) -> IncidentSummary:
         incident = self._incident
         if incident is None or incident.status != "open":
-            self._status.ignored_signals.append("acknowledge: no open incident")
-            return
+            raise _Refused("no open incident")
         incident.status, incident.acknowledged_by = "acknowledged", by
         self._status.notes.append(f"incident {incident.n} acknowledged by {by}")
-        try:
-            await workflow.get_external_workflow_handle(incident.escalation_id).signal(
-                "acknowledge", Acknowledge(by=by)
-            )
-        except Exception:  # its ladder already ran out; record the acknowledgement here
+        if self._ladder_ended(incident):  # its ladder ran out: record the acknowledgement here
             await self._update_incident(incident, "acknowledged", by=by)
+        else:
+            try:
+                await workflow.get_external_workflow_handle(incident.escalation_id).signal(
+                    "acknowledge", Acknowledge(by=by)
+                )
+                self._ladder_over.add(incident.n)  # acknowledged, the ladder stops and ends
+            except Exception:  # its ladder already ran out; record the acknowledgement here
+                await self._update_incident(incident, "acknowledged", by=by)
         self._describe(f"{incident.kind}, acknowledged by {by}")
+        return incident
 
     async def _close_incident(self, reason: str, note: str) -> None:
         incident = self._incident
@@ -477,6 +568,8 @@ class AgentTask:
         await self._update_incident(
             incident, incident.status, note=note, details={"time_to_resolve_s": took}
         )
+        if self._ladder_ended(incident):
+            return
         try:
             await workflow.get_external_workflow_handle(incident.escalation_id).signal(
                 "close",
@@ -520,44 +613,105 @@ class AgentTask:
     def status(self) -> TaskStatus:
         return self._status.model_copy(update={"next_step": self._next_step()})
 
+    # Every signal takes any body, or none (the `temporal workflow signal` default): ``*_extra``
+    # absorbs surplus payloads, so no input ever fails a workflow task.
     @workflow.signal
-    def mark_blocked(self, body: Any) -> None:
+    def mark_blocked(self, body: Any = None, *_extra: Any) -> None:
         self._enqueue("mark_blocked", MarkBlocked, body)
 
     @workflow.signal
-    def report_progress(self, body: Any) -> None:
+    def report_progress(self, body: Any = None, *_extra: Any) -> None:
         if self._enqueue("report_progress", ReportProgress, body):
             self._status.last_progress_at = workflow.now()
 
     @workflow.signal
-    def acknowledge(self, body: Any) -> None:
+    def acknowledge(self, body: Any = None, *_extra: Any) -> None:
         self._enqueue("acknowledge", Acknowledge, body)
 
     @workflow.signal
-    def resolve(self, body: Any) -> None:
+    def resolve(self, body: Any = None, *_extra: Any) -> None:
         self._enqueue("resolve", Resolve, body)
 
     @workflow.signal
-    def escalated(self, body: Any) -> None:
+    def escalated(self, body: Any = None, *_extra: Any) -> None:
         self._enqueue("escalated", Escalated, body)
 
     def _enqueue(self, name: str, model: type[M], body: Any) -> M | None:
-        """Queue a validated signal for the main loop. A finished task ignores signals; a
-        malformed body is recorded in ``ignored_signals`` and never fails the workflow."""
+        """Queue a signal for the main loop. A finished task ignores signals; a malformed body
+        is recorded in ``ignored_signals`` and never fails the workflow."""
         if self._status.state in FINAL_STATES:
             return None
         try:
-            signal = model.model_validate(body if body is not None else {})
-        except ValidationError as err:
-            first = err.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "body"
-            self._status.ignored_signals.append(f"{name}: {where}: {first['msg']}")
-            workflow.logger.warning("ignored malformed %s signal: %s", name, first["msg"])
+            signal = _parse(name, model, body)
+        except _Refused as malformed:
+            self._status.ignored_signals.append(str(malformed))
+            workflow.logger.warning("ignored malformed signal: %s", malformed)
             return None
         if isinstance(signal, ReportProgress) and signal.note and signal.source == "person":
             self._status.notes.append(f"progress: {signal.note}")
-        self._events.append((name, signal))
+        self._events.append(_Op(name, signal))
         return signal
+
+    # The same operations as Updates: the validator refuses what cannot apply now (a finished
+    # task, a malformed body, no open incident), and the answer says what the workflow did.
+    @workflow.update(name="mark_blocked")
+    async def mark_blocked_update(self, body: Any = None) -> TaskAnswer:
+        return await self._ask("mark_blocked", MarkBlocked, body)
+
+    @mark_blocked_update.validator
+    def _validate_mark_blocked(self, body: Any = None) -> None:
+        self._check("mark_blocked", MarkBlocked, body, required="reason")
+
+    @workflow.update(name="acknowledge")
+    async def acknowledge_update(self, body: Any = None) -> TaskAnswer:
+        return await self._ask("acknowledge", Acknowledge, body)
+
+    @acknowledge_update.validator
+    def _validate_acknowledge(self, body: Any = None) -> None:
+        self._check("acknowledge", Acknowledge, body, required="by")
+        if self._incident is None or self._incident.status != "open":
+            raise _refusal(f"task {self._status.id} has no open incident", "NoOpenIncident")
+
+    @workflow.update(name="resolve")
+    async def resolve_update(self, body: Any = None) -> TaskAnswer:
+        return await self._ask("resolve", Resolve, body)
+
+    @resolve_update.validator
+    def _validate_resolve(self, body: Any = None) -> None:
+        self._check("resolve", Resolve, body)
+        if self._incident is None:
+            raise _refusal(
+                f"task {self._status.id} has no open or acknowledged incident", "NoOpenIncident"
+            )
+
+    def _check(self, name: str, model: type[M], body: Any, required: str | None = None) -> M:
+        if self._status.state in FINAL_STATES:
+            raise _refusal(
+                f"task {self._status.id} has finished ({self._status.state}); {name} ignored",
+                "TaskFinished",
+            )
+        try:
+            parsed = _parse(name, model, body)
+        except _Refused as malformed:
+            raise _refusal(str(malformed), "MalformedBody") from None
+        if required and required not in parsed.model_fields_set:
+            raise _refusal(f"{name}: {required}: required", "MalformedBody")
+        return parsed
+
+    async def _ask(self, name: str, model: type[M], body: Any) -> TaskAnswer:
+        op = _Op(name, self._check(name, model, body), update=True)
+        self._events.append(op)
+        await workflow.wait_condition(lambda: op.done)
+        if op.refused is not None:
+            # Decided when its turn came: the state may have changed since it was accepted.
+            raise _refusal(f"task {self._status.id}: {op.refused}", "Refused")
+        return TaskAnswer(
+            workflow_id=self._status.workflow_id,
+            operation=name,
+            message=op.answer,
+            state=self._status.state,
+            incident=op.incident.model_copy() if op.incident else None,
+        )
 
     def _next_step(self) -> str | None:
         incident = self._incident
@@ -645,3 +799,17 @@ class AgentTask:
         next_step = self._next_step()
         suffix = f"\n\nnext escalation: {next_step}" if next_step else ""
         workflow.set_current_details(f"**{self._status.state}** · {details}{suffix}")
+
+
+def _parse(name: str, model: type[M], body: Any) -> M:
+    """A signal or Update body as ``model``: no body or ``null`` takes the defaults."""
+    try:
+        return model.model_validate({} if body is None else body)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise _Refused(f"{name}: {where}: {first['msg']}") from None
+
+
+def _refusal(message: str, type: str) -> ApplicationError:
+    return ApplicationError(message, type=type, non_retryable=True)

@@ -4,13 +4,17 @@ Started by the workflow the incident is about (its ``subject``) with a snapshot 
 Each step fires once, at ``since + after``; ``acknowledge`` stops further steps; ``close`` ends
 the incident. Notices are sent by activities that retry for as long as an endpoint is down, but
 the ladder never waits for them: its timers keep their times.
+
+Every signal takes any body, or none: a missing one takes the defaults (``close`` with no body
+closes the incident as resolved), a malformed one is recorded in the outcome's
+``ignored_signals``. The subject of a ``failed`` incident has ended: it is not signalled.
 """
 
 import asyncio
 import contextlib
 from collections.abc import Coroutine
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import (
@@ -23,7 +27,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import ValidationError
+    from pydantic import BaseModel, ValidationError
 
     from selfheal import search_attributes as sa
     from selfheal.durations import format_duration
@@ -42,7 +46,11 @@ with workflow.unsafe.imports_passed_through():
     )
     from selfheal.policies import EscalationStep
 
+M = TypeVar("M", bound=BaseModel)
+
 _STUCK_FLAG_GRACE = 5.0
+# A failed task has ended before its escalation fires: its steps are not signalled to it.
+_PATCH_QUIET_SUBJECT = "no-escalated-signal-to-a-finished-task"
 _NOTIFY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -113,30 +121,33 @@ class Escalation:
         return self._outcome
 
     @workflow.signal
-    def acknowledge(self, body: Any) -> None:
-        try:
-            signal = Acknowledge.model_validate(body or {})
-        except ValidationError:
-            workflow.logger.warning("ignored malformed acknowledge signal")
-            return
-        if not self._acknowledged:
+    def acknowledge(self, body: Any = None, *_extra: Any) -> None:
+        signal = self._parse("acknowledge", Acknowledge, body)
+        if signal and not self._acknowledged:
             self._acknowledged = signal
             self._outcome.acknowledged_by = signal.by
 
     @workflow.signal
-    def close(self, body: Any) -> None:
-        try:
-            signal = CloseIncident.model_validate(body or {})
-        except ValidationError:
-            workflow.logger.warning("ignored malformed close signal")
-            return
-        self._closed = self._closed or signal
-        self._outcome.closed = self._closed.reason
+    def close(self, body: Any = None, *_extra: Any) -> None:
+        signal = self._parse("close", CloseIncident, body)
+        if signal:
+            self._closed = self._closed or signal
+            self._outcome.closed = self._closed.reason
 
     @workflow.signal
-    def stuck(self, body: Any = None) -> None:
-        """From the subject: it has just flagged itself stuck."""
+    def stuck(self, body: Any = None, *_extra: Any) -> None:
+        """From the subject: it has just flagged itself stuck (the body is not read)."""
         self._stuck_flagged = True
+
+    def _parse(self, name: str, model: type[M], body: Any) -> M | None:
+        try:
+            return model.model_validate({} if body is None else body)
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "body"
+            self._outcome.ignored_signals.append(f"{name}: {where}: {first['msg']}")
+            workflow.logger.warning("ignored malformed %s signal: %s", name, first["msg"])
+            return None
 
     def _after_stuck_flag(self, step: EscalationStep) -> bool:
         """A stall's step that falls due at the stuck threshold itself (the lead, by default)
@@ -159,9 +170,7 @@ class Escalation:
         return self._acknowledged is not None or self._closed is not None
 
     def _steps(self) -> list[EscalationStep]:
-        names = [s.step for s in self._input.ladder.steps]
-        first = names.index(self._input.first_step) if self._input.first_step in names else 0
-        return self._input.ladder.steps[first:]
+        return self._input.ladder_steps()
 
     def _offset(self) -> float:
         """A ladder that starts at a later step (a final failure goes straight to the lead)
@@ -173,7 +182,7 @@ class Escalation:
         """Fire one step. Its commands (dispatch, notice, the subject's signal) go out in one
         workflow task; the next step's timer does not wait for any of them."""
         input = self._input
-        target = {"peer": input.peer, "lead": input.lead, "ceo": "ceo"}[step.step]
+        target = input.target(step.step)
         if not target:
             return
         lead_workflow_id = None
@@ -188,6 +197,8 @@ class Escalation:
             step=step.step, target=target, at=workflow.now(), incident=input.n
         )
         self._outcome.steps.append(record)
+        if input.kind == "failed" and workflow.patched(_PATCH_QUIET_SUBJECT):
+            return
         self._background(
             self._tell_subject(
                 Escalated(

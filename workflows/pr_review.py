@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from selfheal import search_attributes as sa
     from selfheal.ids import Activities, task_workflow_id
     from selfheal.models import PRIORITY_KEYS, TaskStatus
+    from selfheal.outcome import status_of_failure
     from selfheal.review import (
         SUPERSEDED_PREFIX,
         CommitState,
@@ -116,6 +117,9 @@ class PRReview:
             )
         except ChildWorkflowError as err:
             _raise_if_cancelled(err)
+            failed = status_of_failure(err)  # a failed review task: TaskFailed, with its status
+            if failed is not None:
+                return failed
             cause = err.cause.message if isinstance(err.cause, FailureError) else err.message
             workflow.logger.warning(
                 "review task %s ended abnormally: %s", self._result.task_workflow_id, cause

@@ -7,7 +7,7 @@ import uuid
 from temporalio.client import WorkflowHandle
 
 from selfheal.models import FINAL_STATES, AdapterSpec, TaskStatus
-from starter.client import build_task_input, start_task
+from starter.client import build_task_input, start_task, task_outcome
 from starter.scenarios.base import DemoContext, Metric, Scenario, ScenarioResult
 from workflows.agent_task import AgentTask
 
@@ -71,7 +71,7 @@ async def run(ctx: DemoContext) -> ScenarioResult:
     await block_handle.signal("resolve", {"note": "credentials rotated"})
     ctx.report("ALEX's task resolved")
     await _follow(ctx, stall_handle, "SAM")
-    finals = list(await asyncio.gather(stall_handle.result(), block_handle.result()))
+    finals = list(await asyncio.gather(task_outcome(stall_handle), task_outcome(block_handle)))
 
     result = ScenarioResult(
         "blocker detection (M2.4)",

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from temporalio.service import RPCError
 
 from selfheal.models import AdapterSpec, TaskStatus
-from starter.client import build_task_input, start_task
+from starter.client import build_task_input, start_task, task_outcome
 from starter.scenarios.base import DemoContext, Metric, Scenario, ScenarioResult
 from workflows.escalation import Escalation
 
@@ -117,7 +117,7 @@ async def _finals(
     finals: dict[int, TaskStatus] = {}
 
     async def final(i: int) -> None:
-        status = await handles[i].result()
+        status = await task_outcome(handles[i])
         if status.state == "failed":
             ctx.report(f"{status.title!r} failed for good; the lead takes it over")
             leads[status.id] = await _lead_takes_over(ctx, status)

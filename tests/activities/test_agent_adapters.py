@@ -21,7 +21,7 @@ from selfheal.config import Settings
 from selfheal.models import AdapterSpec, TaskStatus
 from selfheal.plugins import SelfHealing
 from selfheal.policies import Policies, RetryLadder
-from starter.client import build_task_input, start_task
+from starter.client import build_task_input, start_task, task_outcome
 from tests.servers import serving
 
 
@@ -40,7 +40,7 @@ async def run(client: Client, settings: Settings, adapter: AdapterSpec, **kw: An
         **kw,
     )
     handle = await start_task(client, settings, input)
-    return await handle.result()
+    return await task_outcome(handle)
 
 
 def alive(pid: int) -> bool:

@@ -15,7 +15,7 @@ from selfheal.ids import Activities
 from selfheal.models import AdapterSpec, AgentRunInput, AgentRunResult, TaskStatus
 from selfheal.plugins import SelfHealing
 from selfheal.sim import SimScriptError
-from starter.client import build_task_input, start_task
+from starter.client import build_task_input, start_task, task_outcome
 from workflows.agent_task import AgentTask
 
 
@@ -45,7 +45,7 @@ async def run_task(
         **worker_kwargs,
     ):
         handle = await start_task(client, settings, input)
-        status = await handle.result()
+        status = await task_outcome(handle)
         history = await handle.fetch_history()
     return status, history
 

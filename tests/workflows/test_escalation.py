@@ -11,16 +11,22 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.ledger import Ledger, incidents, notifications
 from selfheal.config import Settings, default_team
-from selfheal.models import AdapterSpec, EscalationInput, TaskStatus
+from selfheal.models import AdapterSpec, EscalationInput, EscalationOutcome, TaskStatus
 from selfheal.plugins import SelfHealing
-from starter.client import build_task_input, start_task
+from starter.client import build_task_input, start_task, task_outcome
 from tests.servers import NotificationSink, serving
 from tests.waiting import eventually
 from workflows.agent_task import AgentTask
@@ -195,7 +201,13 @@ async def test_final_failure_escalates_straight_to_the_lead(
 ):
     async with stack(skipping_env, settings) as s:
         handle = await s.start("permanent")
-        final = await handle.result()
+        with pytest.raises(WorkflowFailureError) as failed:
+            await handle.result()
+        # A failed task is a Failed execution whose TaskFailed error carries the document.
+        assert isinstance(failed.value.cause, ApplicationError)
+        assert failed.value.cause.type == "TaskFailed" and failed.value.cause.non_retryable
+        assert (await handle.describe()).status == WorkflowExecutionStatus.FAILED
+        final = await task_outcome(handle)
         assert final.state == "failed"
         incident = final.incidents[0]
         assert incident.kind == "failed"
@@ -211,6 +223,18 @@ async def test_final_failure_escalates_straight_to_the_lead(
 
         await eventually(dispatched)
         assert (await lead.result()).state == "succeeded"
+        # The task is over: its escalation does not signal it (no red event in the UI).
+        escalation = await s.client.get_workflow_handle(incident.escalation_id).fetch_history()
+        assert [
+            e
+            for e in escalation.events
+            if e.HasField("start_child_workflow_execution_initiated_event_attributes")
+        ]
+        assert not [
+            e
+            for e in escalation.events
+            if e.HasField("signal_external_workflow_execution_initiated_event_attributes")
+        ]
         context = started_input(await lead.fetch_history())["context"]
         assert context["kind"] == "failed"
         assert context["escalated_workflow_id"] == final.workflow_id
@@ -254,13 +278,50 @@ async def test_malformed_signal_is_recorded_and_ignored(
     skipping_env: WorkflowEnvironment, settings: Settings
 ):
     async with stack(skipping_env, settings) as s:
-        handle = await s.start_blocked({"why": "no reason field"})
+        handle = await s.start_blocked({"reason": "   "})
         await handle.signal("mark_blocked", "just a string")
+        await handle.signal("mark_blocked", {"reason": 5})
         final = await handle.result()
         assert final.state == "succeeded"
         assert final.incidents == []
-        assert len(final.ignored_signals) == 2
+        assert len(final.ignored_signals) == 3
         assert all(i.startswith("mark_blocked:") for i in final.ignored_signals)
+
+
+async def test_signals_with_no_body_null_or_junk_never_fail_a_workflow_task(
+    skipping_env: WorkflowEnvironment, settings: Settings
+):
+    """No body (the `temporal workflow signal` default) takes the defaults; null too; junk and
+    surplus arguments are recorded. Not one workflow task fails, in the task or its ladder."""
+    async with stack(skipping_env, settings) as s:
+        handle = await s.start("transient,ok")
+        await s.wait_state(handle, "retrying")
+        await handle.signal("mark_blocked")  # no payload at all
+        await s.wait_state(handle, "blocked")
+        status = await s.status(handle)
+        assert status.blocked_reason == "no reason given"
+        escalation = s.client.get_workflow_handle(status.incidents[0].escalation_id)
+        await escalation.signal("close", args=["junk", {"extra": 1}])  # malformed + surplus
+        await escalation.signal("stuck")
+        await handle.signal("acknowledge")
+        await handle.signal("escalated", {})
+        await handle.signal("report_progress", args=[None, None])
+        await handle.signal("resolve", None)
+        final = await handle.result()
+        outcome = EscalationOutcome.model_validate(await escalation.result())
+    assert final.state == "succeeded"
+    assert final.incidents[0].acknowledged_by == "unknown"
+    assert final.incidents[0].status == "resolved"
+    assert final.ignored_signals == [
+        "escalated: incident: Field required",
+        "resolve: no open incident",  # report_progress had resolved it
+    ]
+    assert outcome.acknowledged_by == "unknown"
+    assert [i.split(":")[0] for i in outcome.ignored_signals] == ["close"]
+    for h in (handle, escalation):
+        history = await h.fetch_history()
+        failed = [e for e in history.events if e.HasField("workflow_task_failed_event_attributes")]
+        assert failed == [], failed
 
 
 async def test_notices_survive_an_endpoint_that_is_down_for_a_while(
@@ -314,3 +375,42 @@ async def test_a_stalls_lead_step_follows_the_stuck_flag_or_a_short_grace(
             assert steps["peer"] == pytest.approx(900, abs=1)
             assert steps["lead"] == pytest.approx(lead_after, abs=1)
             await handle.signal("close", {"reason": "resolved"})
+
+
+def red_signals(history: Any) -> list[Any]:
+    """The UI's red "Signal External Workflow Execution Failed" events."""
+    return [
+        e
+        for e in history.events
+        if e.HasField("signal_external_workflow_execution_failed_event_attributes")
+    ]
+
+
+async def test_no_signal_goes_to_an_escalation_that_is_over(
+    skipping_env: WorkflowEnvironment, settings: Settings
+):
+    async with stack(skipping_env, settings) as s:
+        acked = await s.start_blocked({"reason": "no API key"})
+        await skipping_env.sleep(timedelta(minutes=20))
+        await acked.signal("acknowledge", {"by": "MAX"})  # the ladder stops and ends
+        await acked.signal("resolve", {})
+        assert (await acked.result()).state == "succeeded"
+
+        spent = await s.start_blocked({"reason": "waiting on design"})
+        await skipping_env.sleep(timedelta(minutes=61))  # peer, lead and CEO: nothing left
+        await eventually(lambda: _escalation_closed(s.client, spent))
+        await spent.signal("resolve", {})
+        final = await spent.result()
+        assert [e.step for e in final.escalations] == ["peer", "lead", "ceo"]
+
+        for handle in (acked, spent):
+            status = await s.status(handle)
+            escalation = s.client.get_workflow_handle(status.incidents[0].escalation_id)
+            assert red_signals(await handle.fetch_history()) == []
+            assert red_signals(await escalation.fetch_history()) == []
+
+
+async def _escalation_closed(client: Client, handle: WorkflowHandle[Any, TaskStatus]) -> bool:
+    status = await handle.query(AgentTask.status)
+    escalation = client.get_workflow_handle(status.incidents[0].escalation_id)
+    return (await escalation.describe()).status == WorkflowExecutionStatus.COMPLETED

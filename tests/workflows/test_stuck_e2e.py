@@ -14,10 +14,10 @@ from temporalio.worker import Worker
 from selfheal.config import Settings
 from selfheal.models import AdapterSpec
 from selfheal.plugins import SelfHealing
-from starter.client import build_task_input, start_task
+from starter.client import build_task_input, start_task, task_outcome
 from tests.servers import NotificationSink, serving
 from tests.waiting import eventually
-from tests.workers import kill, start_worker
+from tests.workers import kill, selfheal, stack_env, start_worker
 from tests.workflows.test_escalation import with_sink
 from workflows.agent_task import AgentTask
 
@@ -97,6 +97,67 @@ async def test_mark_blocked_sent_by_the_temporal_cli(
         assert status.incidents[0].kind == "blocked"
         assert status.next_step and status.next_step.startswith("peer at ")
         await handle.cancel()
+
+
+async def temporal_signal(env: WorkflowEnvironment, workflow_id: str, name: str, *input: str):
+    """``temporal workflow signal``, with ``--input`` only if given (the CLI's default: none)."""
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [
+            str(TEMPORAL), "workflow", "signal",
+            "--address", env.client.service_client.config.target_host,
+            "--workflow-id", workflow_id, "--name", name,
+            *(["--input", *input] if input else []),
+        ],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+
+async def test_signals_with_no_input_from_the_temporal_cli_never_wedge_the_task(
+    local_env: WorkflowEnvironment, settings: Settings
+):
+    async with Worker(
+        local_env.client, task_queue=settings.task_queue, plugins=[SelfHealing(settings)]
+    ):
+        input = build_task_input(
+            settings,
+            agent="SAM",
+            title="deploy",
+            adapter=AdapterSpec(kind="sim", sim="transient,ok"),
+            time_scale=12,  # the retry waits 5 s (blocked, it waits for resolve); peer at 75 s
+            task_id=f"bare-{uuid.uuid4().hex[:6]}",
+        )
+        handle = await start_task(local_env.client, settings, input)
+
+        async def state_is(state: str) -> bool:
+            return (await handle.query(AgentTask.status)).state == state
+
+        await eventually(lambda: state_is("retrying"))
+        await temporal_signal(local_env, handle.id, "mark_blocked")
+        await eventually(lambda: state_is("blocked"))
+        status = await handle.query(AgentTask.status)
+        await temporal_signal(local_env, status.incidents[0].escalation_id, "stuck")
+        await temporal_signal(local_env, handle.id, "acknowledge")
+        await temporal_signal(local_env, handle.id, "report_progress", '"not an object"')
+        shown = await asyncio.to_thread(
+            selfheal, "task", "show", input.id, env=stack_env(local_env, settings)
+        )
+        assert shown.returncode == 0 and "Traceback" not in shown.stderr, shown.stderr
+        assert "blocked" in shown.stdout
+        await temporal_signal(local_env, handle.id, "resolve", "null")
+        final = await asyncio.wait_for(task_outcome(handle), 30)
+    assert final.state == "succeeded"
+    assert final.incidents[0].reason == "no reason given"
+    assert final.incidents[0].acknowledged_by == "unknown"
+    assert final.incidents[0].status == "resolved"
+    assert final.ignored_signals == [
+        "report_progress: body: Input should be a valid dictionary or instance of ReportProgress"
+    ]
+    for workflow_id in (handle.id, final.incidents[0].escalation_id):
+        events = [e async for e in local_env.client.get_workflow_handle(workflow_id)
+                  .fetch_history_events()]  # fmt: skip
+        assert not [e for e in events if e.HasField("workflow_task_failed_event_attributes")]
 
 
 def write_config(path: Path, sink_url: str) -> Path:
