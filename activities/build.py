@@ -4,26 +4,58 @@ The user's working tree, index and branch are never touched: each build gets its
 worktree in a temp dir, removed afterwards. An optional setup command (``npm ci``, say) runs
 first. The activity heartbeats while the build runs, kills the process group on timeout or
 cancel, and keeps the output's tail. Exit 126/127 of the shell ("command not found", "not
-executable") is a broken setup, not a broken commit.
+executable") is a broken setup, not a broken commit; so is an npm tool (the seed's ``npx next
+build``) run where there is no package.json, or whose packages are not installed (npx is never
+allowed to download them).
+
+Given earlier culprits (``revert``), the build first reverts, in its own worktree, those the
+commit still carries, so the commit is judged as if they were already gone.
 """
 
 import asyncio
 import contextlib
 import os
+import re
+import shlex
 import shutil
 import signal
 import tempfile
 import time
 from pathlib import Path
 
+import git
 from temporalio import activity
 
-from activities.git import clean_git_env, git_repo, quiet_git
+from activities.git import clean_git_env, culprits_in, git_repo, quiet_git
 from selfheal.rollback import BuildInput, BuildResult, CommitActivities
 
 _TAIL_CHARS = 4000
 _HEARTBEAT_EVERY = 1.0
 _NOT_FOUND = (126, 127)
+NPM_TOOLS = frozenset({"npx", "npm", "yarn", "pnpm"})
+# npx (never allowed to download here) saying that the packages it should run are not installed.
+_NPX_MISSING = re.compile(
+    r"npx canceled due to missing packages|could not determine executable to run|"
+    r"npm (?:ERR!|error) code (?:ENOTCACHED|E404|ENOTFOUND|EAI_AGAIN)"
+)
+
+
+def program_of(command: str) -> str | None:
+    """The program a shell command runs first (after ``VAR=value`` words), or None."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    return next((w for w in words if "=" not in w), None)
+
+
+def needs_package_json(command: str) -> bool:
+    program = program_of(command)
+    return program is not None and Path(program).name in NPM_TOOLS
+
+
+class IsolationError(Exception):
+    pass
 
 
 class Worktree:
@@ -37,7 +69,27 @@ class Worktree:
 
     def create(self) -> Path:
         quiet_git(self.repo).worktree("add", "--detach", "--quiet", str(self.path), self.sha)
+        # Installed packages are not in git: a build in a fresh worktree uses the checkout's.
+        installed = Path(self.repo.working_tree_dir or "") / "node_modules"
+        if installed.is_dir() and not (self.path / "node_modules").exists():
+            (self.path / "node_modules").symlink_to(installed, target_is_directory=True)
         return self.path
+
+    def revert(self, culprits: list[str]) -> list[str]:
+        """Revert, newest first, the culprits this commit still carries; returns them (oldest
+        first). ``IsolationError`` when one does not revert cleanly here."""
+        carried = culprits_in(self.repo, self.sha, culprits)
+        tree = git.Repo(self.path)
+        for culprit in reversed(carried):
+            merge = len(self.repo.commit(culprit).parents) > 1
+            try:
+                quiet_git(tree).revert("--no-commit", *(["-m", "1"] if merge else []), culprit)
+            except git.GitCommandError:
+                raise IsolationError(
+                    f"the earlier culprit {culprit[:12]} does not revert cleanly under "
+                    f"{self.sha[:12]}"
+                ) from None
+        return carried
 
     def remove(self) -> None:
         with contextlib.suppress(Exception):
@@ -52,7 +104,7 @@ async def _run(command: str, cwd: Path, deadline: float, label: str) -> tuple[in
     proc = await asyncio.create_subprocess_shell(
         command,
         cwd=cwd,
-        env=clean_git_env() | {"CI": "1"},
+        env=clean_git_env() | {"CI": "1", "npm_config_yes": "false"},
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -111,20 +163,43 @@ async def run_build(input: BuildInput) -> BuildResult:
     worktree = Worktree(input.repo_path, input.sha)
     try:
         tree = await asyncio.to_thread(worktree.create)
+        reverted: list[str] = []
+        if input.revert:
+            try:
+                reverted = await asyncio.to_thread(worktree.revert, input.revert)
+            except IsolationError as err:
+                return result(None, f"[selfheal: {err}]", "build", built=False,
+                              isolation_error=str(err))  # fmt: skip
+            if not reverted and input.only_if_reverting:
+                return result(None, "[selfheal: no earlier culprit to revert here]", "build",
+                              built=False)  # fmt: skip
+        extra = {"reverted": reverted}
         activity.heartbeat(f"{input.label}: worktree of {input.sha[:12]} ready")
         steps = [("setup", input.setup_command), ("build", input.command)]
         for phase, command in steps:
             if not command:
                 continue
+            if needs_package_json(command) and not (tree / "package.json").exists():
+                note = (
+                    f"[selfheal: {phase} command {command!r} needs a package.json and "
+                    f"{input.sha[:12]} has none: a broken setup, not a broken commit]"
+                )
+                return result(127, note, phase, broken_setup=True, **extra)
             code, output = await _run(command, tree, deadline, f"{input.label} {phase}")
             if code is None:
                 note = f"\n[selfheal: {phase} timed out after {input.timeout:g}s]"
-                return result(None, output + note, phase, timed_out=True)
+                return result(None, output + note, phase, timed_out=True, **extra)
             if code in _NOT_FOUND:
                 note = f"\n[selfheal: {phase} command could not run (exit {code}): {command}]"
-                return result(code, output + note, phase, broken_setup=True)
+                return result(code, output + note, phase, broken_setup=True, **extra)
+            if code != 0 and needs_package_json(command) and _NPX_MISSING.search(output):
+                note = (
+                    f"\n[selfheal: {phase} command {command!r}: its packages are not "
+                    f"installed (run your install step, or set setup_command)]"
+                )
+                return result(code, output + note, phase, broken_setup=True, **extra)
             if code != 0 or phase == "build":
-                return result(code, output, phase)
+                return result(code, output, phase, **extra)
         raise AssertionError("unreachable: the build step always returns")
     finally:
         await asyncio.to_thread(worktree.remove)

@@ -14,6 +14,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
@@ -145,6 +146,29 @@ def find_revert(repo: git.Repo, sha: str, tip: str) -> str | None:
     return None
 
 
+def undone_by(repo: git.Repo, sha: str, tip: str) -> bool:
+    """``sha`` is reverted somewhere after it up to ``tip``: by selfheal (its trailer) or by
+    ``git revert`` (its "This reverts commit <sha>" body)."""
+    return any(
+        revert_of(message) == sha or f"This reverts commit {sha}" in message
+        for _, message in _log(repo, f"{sha}..{tip}")
+    )
+
+
+def culprits_in(repo: git.Repo, sha: str, culprits: list[str]) -> list[str]:
+    """The culprits that ``sha`` still carries: its ancestors (or itself), not reverted since."""
+    return [
+        k for k in dict.fromkeys(culprits)
+        if is_ancestor(repo, k, sha) and not undone_by(repo, k, sha)
+    ]  # fmt: skip
+
+
+def later_commits(repo: git.Repo, sha: str, tip: str) -> list[str]:
+    """First-parent commits after ``sha`` up to ``tip``, oldest first, reverts left out."""
+    found = [s for s, m in _log(repo, f"{sha}..{tip}", "--first-parent") if not is_revert(m)]
+    return found[::-1]
+
+
 def commits_between(input: CommitsBetweenInput) -> list[str]:
     """First-parent commits after ``base`` and before ``head``, oldest first, without reverts."""
     repo = git_repo(input.repo_path)
@@ -212,6 +236,18 @@ def _push(repo: git.Repo, branch: str) -> tuple[bool | None, str | None]:
         return False, (str(err.stderr).strip().splitlines() or ["push failed"])[-1][:300]
 
 
+def _settled(repo: git.Repo, settle: float, heartbeat: Heartbeat) -> str | None:
+    """Why the checkout must not be touched, after waiting up to ``settle`` seconds for a
+    change in progress (an agent between ``git add`` and ``git commit``) to be committed."""
+    deadline = time.monotonic() + settle
+    while True:
+        reason = dirty_reason(repo)
+        if reason is None or time.monotonic() >= deadline:
+            return reason
+        heartbeat(f"waiting for the checkout to settle: {reason}")
+        time.sleep(0.1)
+
+
 def revert_commit(input: RevertInput, heartbeat: Heartbeat = lambda _note: None) -> RevertResult:
     repo = git_repo(input.repo_path)
     if input.branch is None:
@@ -229,10 +265,12 @@ def revert_commit(input: RevertInput, heartbeat: Heartbeat = lambda _note: None)
     existing = find_revert(repo, input.sha, tip)
     if existing:
         return RevertResult(
-            outcome="existing", revert_sha=existing, tree_is_parent=_tree_of(repo, existing)
-            == parent_tree,
+            outcome="existing", revert_sha=existing,
+            tree_is_parent=_tree_of(repo, existing) == parent_tree,
+            tip=repo.commit(existing).parents[0].hexsha,
+            later=later_commits(repo, input.sha, existing),
         )  # fmt: skip
-    reason = dirty_reason(repo)
+    reason = _settled(repo, input.settle, heartbeat)
     if reason:
         return RevertResult(outcome="refused", reason=reason)
     message = str(repo.commit(input.sha).message)
@@ -245,15 +283,18 @@ def revert_commit(input: RevertInput, heartbeat: Heartbeat = lambda _note: None)
     heartbeat(f"bringing {new[:12]} onto {input.branch}")
     checked_out = repo.active_branch.name == input.branch
     if checked_out:
-        reason = dirty_reason(repo)  # the user may have started editing meanwhile
+        reason = _settled(repo, input.settle, heartbeat)  # someone may be editing meanwhile
         if reason:
             return RevertResult(outcome="refused", reason=reason)
+        # A commit that lands meanwhile makes this not a fast-forward: git refuses, the
+        # activity fails and its retry makes the revert again on the new tip.
         quiet_git(repo).merge("--ff-only", "--quiet", new)
     else:
         quiet_git(repo).update_ref(f"refs/heads/{input.branch}", new, tip)
     result = RevertResult(
-        outcome="reverted", revert_sha=new, tree_is_parent=_tree_of(repo, new) == parent_tree
-    )
+        outcome="reverted", revert_sha=new, tree_is_parent=_tree_of(repo, new) == parent_tree,
+        tip=tip, later=later_commits(repo, input.sha, tip),
+    )  # fmt: skip
     if input.push:
         result.pushed, result.push_error = _push(repo, input.branch)
     return result

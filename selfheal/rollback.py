@@ -17,7 +17,7 @@ from selfheal.policies import EscalationLadder, RollbackPolicy
 REVERT_TRAILER = "Selfheal-Revert-Of"
 NO_REVERT_TRAILER = "Selfheal-No-Revert"
 REVERT_WINDOW = 24 * 3600.0  # the cap counts auto-reverts over this many seconds
-_TRAILER = re.compile(r"^([A-Za-z0-9-]+):\s*(.*?)\s*$")
+_TRAILER = re.compile(r"([A-Za-z0-9-]+):\s*(.*?)\s*")  # used with fullmatch
 _GIT_REVERT = re.compile(r"This reverts commit [0-9a-f]{7,40}")
 
 GuardState = Literal[
@@ -27,6 +27,7 @@ GuardState = Literal[
     "parent-broken",  # the parent fails too: not this commit's fault; escalated
     "setup-broken",  # the build command or setup could not run at all; escalated
     "reverted",  # reverted and the revert builds green
+    "inherited",  # red only because of an earlier culprit: green with it reverted; no escalation
     "revert-failed",  # reverted, but the build is still red; escalated
     "refused",  # culprit, but not reverted (dirty tree, conflict, a revert, ...); escalated
     "capped",  # culprit, but the 24 h cap is reached; escalated
@@ -51,8 +52,19 @@ def repo_key(repo_path: str) -> str:
     return hashlib.sha256(repo_path.encode()).hexdigest()[:8]
 
 
-def guard_workflow_id(repo_name: str, sha: str) -> str:
+def guard_workflow_id(repo_name: str, repo_path: str, sha: str) -> str:
+    """``commit-<repo name>-<hash of the repo path, 8>-<sha[:12]>`` (DESIGN §4)."""
+    return f"commit-{safe_id(repo_name)}-{repo_key(repo_path)}-{sha[:12]}"
+
+
+def legacy_guard_workflow_id(repo_name: str, sha: str) -> str:
+    """The id before the path hash, kept for queues whose history started children with it."""
     return f"commit-{safe_id(repo_name)}-{sha[:12]}"
+
+
+def incident_key(workflow_id: str, recheck: int) -> str:
+    """One incident per judgement: the first keeps the guard's id, a re-check gets its own."""
+    return workflow_id if recheck == 0 else f"{workflow_id}-recheck-{recheck}"
 
 
 def queue_workflow_id(repo_name: str, repo_path: str) -> str:
@@ -66,7 +78,7 @@ def trailers(message: str) -> dict[str, str]:
         return {}
     found: dict[str, str] = {}
     for line in paragraphs[-1].splitlines():
-        match = _TRAILER.match(line.strip())
+        match = _TRAILER.fullmatch(line.strip())
         if not match:
             return {}
         found[match.group(1).lower()] = match.group(2)
@@ -122,13 +134,20 @@ class CommitCheck(BaseModel):
     heartbeat_timeout: float = 10.0
     requested_at: datetime | None = None
     time_scale: float = 1.0
+    recheck: int = 0  # 0: the commit's first judgement; n: the n-th ``commit check --recheck``
+    previous_incident: str | None = None  # a re-check settles the judgement before it
+    previous_escalation: str | None = None  # ... and stops its ladder if it still runs
 
 
 class CommitGuardInput(BaseModel):
-    """Input of ``CommitGuard`` (id ``commit-<repo name>-<sha[:12]>``)."""
+    """Input of ``CommitGuard`` (id ``commit-<repo name>-<path hash>-<sha[:12]>``)."""
 
     check: CommitCheck
     recent_reverts: list[datetime] = Field(default_factory=list)
+    # The culprits the queue already found on this branch, oldest first. Each build reverts those
+    # that are ancestors of the built commit and not yet reverted there, so a commit is blamed
+    # against its parent as if the known culprits were gone.
+    culprits: list[str] = Field(default_factory=list)
 
 
 class CommitQueueInput(BaseModel):
@@ -140,6 +159,8 @@ class CommitQueueInput(BaseModel):
     guarded: list[str] = Field(default_factory=list)
     last_guarded: dict[str, str] = Field(default_factory=dict)
     reverts: list[datetime] = Field(default_factory=list)
+    culprits: dict[str, list[str]] = Field(default_factory=dict)  # per branch, oldest first
+    ignored_signals: list[str] = Field(default_factory=list)
 
 
 class CommitInfo(BaseModel):
@@ -170,6 +191,8 @@ class BuildInput(BaseModel):
     setup_command: str | None = None
     timeout: float = 900.0
     label: str = "build"
+    revert: list[str] = Field(default_factory=list)  # culprits to revert first, where they apply
+    only_if_reverting: bool = False  # no culprit applies: report that, do not build
 
 
 class BuildResult(BaseModel):
@@ -182,6 +205,9 @@ class BuildResult(BaseModel):
     phase: Literal["setup", "build"] = "build"
     duration: float = 0.0
     tail: str = ""
+    reverted: list[str] = Field(default_factory=list)  # the culprits reverted in this build's tree
+    built: bool = True  # False: not built (no culprit applied, or one would not revert cleanly)
+    isolation_error: str | None = None
 
 
 class RevertInput(BaseModel):
@@ -191,6 +217,7 @@ class RevertInput(BaseModel):
     build_command: str
     failure: str
     push: bool = False
+    settle: float = 3.0  # how long a dirty checkout may take to be committed before we refuse
 
 
 class RevertResult(BaseModel):
@@ -200,6 +227,8 @@ class RevertResult(BaseModel):
     tree_is_parent: bool = False  # the new head's tree is the (green) parent's: no build needed
     pushed: bool | None = None
     push_error: str | None = None
+    tip: str | None = None  # the branch tip the revert went on top of
+    later: list[str] = Field(default_factory=list)  # commits after the culprit, before the revert
 
 
 class CommitsBetweenInput(BaseModel):
@@ -253,6 +282,13 @@ class GuardStatus(BaseModel):
     reverted_at: datetime | None = None
     verified_at: datetime | None = None
     pushed: bool | None = None
+    culprit: bool = False  # it breaks a green parent (whether or not it could be reverted)
+    culprits: list[str] = Field(default_factory=list)  # earlier culprits its builds reverted
+    # The revert went on top of later commits not judged yet and the tip is still red: the
+    # verdict on the tip is left to their guards, which the queue runs next.
+    deferred_to: list[str] = Field(default_factory=list)
+    recheck: int = 0
+    ignored_signals: list[str] = Field(default_factory=list)
 
 
 class QueueStatus(BaseModel):
@@ -261,3 +297,5 @@ class QueueStatus(BaseModel):
     pending: list[str] = Field(default_factory=list)
     guarded: list[str] = Field(default_factory=list)
     reverts_in_window: int = 0
+    culprits: dict[str, list[str]] = Field(default_factory=dict)
+    ignored_signals: list[str] = Field(default_factory=list)

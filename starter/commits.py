@@ -1,7 +1,8 @@
 """Client side of the git rollback: read a local commit, enqueue its guard, wait for the verdict.
 
 ``enqueue`` signals-with-start the repository's ``CommitQueue`` (one per repository), which runs
-the ``CommitGuard`` (id ``commit-<repo name>-<sha[:12]>``) when the commits before it are done.
+the ``CommitGuard`` (id ``commit-<repo name>-<path hash>-<sha[:12]>``) when the commits before it
+are done.
 """
 
 import asyncio
@@ -134,7 +135,7 @@ async def enqueue(client: Client, settings: Settings, check: CommitCheck) -> str
         ),
         static_summary=f"commit queue of {check.repo_name} ({check.repo_path})",
     )
-    return guard_workflow_id(check.repo_name, check.sha)
+    return guard_workflow_id(check.repo_name, check.repo_path, check.sha)
 
 
 async def wait_for_guard(client: Client, workflow_id: str, poll: float = 0.1) -> GuardStatus:

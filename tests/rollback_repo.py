@@ -4,6 +4,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 BUILD_SCRIPT = """\
@@ -20,16 +21,22 @@ if "FLAKY" in text:
 if "BROKEN" in text:
     print("compiling app.txt ...")
     sys.exit("error: app.txt: syntax error near BROKEN")
+for module in sorted(pathlib.Path(".").glob("mod*.txt")):
+    if "BROKEN" in module.read_text():
+        sys.exit(f"error: {module}: syntax error near BROKEN")
 print("build ok")
 """
 BUILD = f"{sys.executable} build.py"
 
 
-def git(repo: Path, *args: str, check: bool = True) -> str:
+def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env |= {"GIT_OPTIONAL_LOCKS": "0"}
+    return env | {"GIT_OPTIONAL_LOCKS": "0"}
+
+
+def git(repo: Path, *args: str, check: bool = True) -> str:
     out = subprocess.run(
-        ["git", "-c", "core.hooksPath=/dev/null", *args], cwd=repo, env=env, check=check,
+        ["git", "-c", "core.hooksPath=/dev/null", *args], cwd=repo, env=_env(), check=check,
         capture_output=True, text=True,
     )  # fmt: skip
     return out.stdout.strip()
@@ -54,6 +61,24 @@ def commit(repo: Path, message: str, files: dict[str, str] | None = None,
         (repo / name).write_text(text)
     git(repo, "add", *(add or list(files or {})))
     git(repo, "commit", "-q", "-m", message)
+    return git(repo, "rev-parse", "HEAD")
+
+
+def commit_racing(repo: Path, message: str, files: dict[str, str], tries: int = 50) -> str:
+    """``commit`` while a guard may be bringing a revert onto the branch: git's own locks
+    (index.lock, the branch ref) can be held for a moment, so a refused step is tried again."""
+    for name, text in files.items():
+        (repo / name).write_text(text)
+    for step in (["add", *files], ["commit", "-q", "-m", message]):
+        for attempt in range(tries):
+            done = subprocess.run(
+                ["git", "-c", "core.hooksPath=/dev/null", *step], cwd=repo, env=_env(),
+                capture_output=True, text=True,
+            )  # fmt: skip
+            if done.returncode == 0:
+                break
+            assert attempt < tries - 1 and ".lock" in done.stderr, done.stderr
+            time.sleep(0.02)
     return git(repo, "rev-parse", "HEAD")
 
 

@@ -6,6 +6,12 @@ run once more while the parent is built (at the same time); a pass on the re-run
 parent means the commit is not the culprit. Anything the guard cannot settle safely (a red parent,
 a revert that does not fix the build, a dirty tree, a conflict, the daily cap, a broken setup)
 opens an incident and starts the ``Escalation`` ladder as an abandoned child, so it outlives us.
+
+Blame is judged with the culprits already found on the branch reverted (the queue hands them
+over), as LUCI and PyTorch's autorevert reason about a range: a red commit that builds green once
+they are reverted is ``inherited`` (its incident is closed at once, no escalation), and the
+re-run and the parent build revert them too, so a second culprit close behind the first is found
+and reverted on its own.
 """
 
 import asyncio
@@ -19,7 +25,13 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from selfheal import search_attributes as sa
     from selfheal.ids import Activities, escalation_workflow_id
-    from selfheal.models import EscalationInput, IncidentRecord, IncidentUpdate, Notice
+    from selfheal.models import (
+        CloseIncident,
+        EscalationInput,
+        IncidentRecord,
+        IncidentUpdate,
+        Notice,
+    )
     from selfheal.rollback import (
         REVERT_WINDOW,
         BuildInput,
@@ -33,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         InspectInput,
         RevertInput,
         RevertResult,
+        incident_key,
         is_revert,
         opted_out,
         tail_lines,
@@ -61,8 +74,10 @@ _INCIDENT: dict[str, str] = {
     "capped": "revert-cap",
     "opted-out": "revert-opted-out",
     "disabled": "revert-disabled",
+    "inherited": "inherited",
 }
-_NO_ESCALATION = frozenset({"passed", "skipped", "flaky", "reverted"})
+_NO_ESCALATION = frozenset({"passed", "skipped", "flaky", "reverted", "inherited"})
+_SETTLED = frozenset({"passed", "skipped", "flaky", "reverted", "inherited"})
 
 
 @workflow.defn(name="CommitGuard")
@@ -77,9 +92,12 @@ class CommitGuard:
             sha=c.sha,
             branch=c.branch,
             build_command=c.policy.build_command,
+            recheck=c.recheck,
         )
         self._info: CommitInfo | None = None
         self._failure = ""
+        self._culprits = [k for k in input.culprits if k != c.sha]
+        self._ignored: list[str] = []
 
     @workflow.run
     async def run(self, input: CommitGuardInput) -> GuardStatus:
@@ -107,12 +125,31 @@ class CommitGuard:
         s.detected_at = workflow.now()
         self._failure = first.tail
 
+        known = self._culprits
+        if known:
+            # Red, with culprits already found before it: is it red only because of them?
+            self._describe(f"build failed; building {c.sha[:12]} without the earlier culprits")
+            isolated = await self._build(c.sha, "isolated build", revert=known, only_if=True)
+            if isolated.broken_setup:
+                return await self._finish("setup-broken", self._setup_reason(isolated))
+            if isolated.isolation_error:
+                known = []  # cannot judge it apart from them: judged as it is
+            elif isolated.built and isolated.ok:
+                s.culprits = isolated.reverted
+                names = ", ".join(k[:12] for k in isolated.reverted)
+                return await self._finish(
+                    "inherited", f"red only because of the earlier culprit(s) {names}: "
+                    "it builds green with them reverted",
+                )  # fmt: skip
+            elif isolated.built:
+                self._failure = isolated.tail
+
         # Confirm before blaming: the same build again, and the parent's, side by side.
         self._describe(f"build failed; re-running it and building the parent of {c.sha[:12]}")
         parent_sha = info.parents[0] if info.parents else None
         rerun, parent = await asyncio.gather(
-            self._build(c.sha, "re-run"),
-            self._build(parent_sha, "parent build") if parent_sha else _none(),
+            self._build(c.sha, "re-run", revert=known),
+            self._build(parent_sha, "parent build", revert=known) if parent_sha else _none(),
         )
         if parent:
             self._status.builds[-2:] = [rerun, parent]  # in a fixed order, not finishing order
@@ -124,11 +161,14 @@ class CommitGuard:
         if parent is None:
             return await self._finish("refused", "a root commit has no parent to go back to")
         if not parent.ok:
+            also = " even with the earlier culprits reverted" if parent.reverted else ""
             return await self._finish(
-                "parent-broken", f"the parent {parent_sha[:12]} fails too: not this commit's fault"
+                "parent-broken",
+                f"the parent {parent_sha[:12]} fails too{also}: not this commit's fault",
             )
 
         # The culprit: this commit breaks a green build.
+        s.culprit = True
         if is_revert(info.message):
             return await self._finish("refused", "the commit is itself a revert; never reverted")
         if opted_out(info.message):
@@ -168,7 +208,16 @@ class CommitGuard:
 
         if not revert.tree_is_parent:
             self._describe(f"verifying the revert {revert.revert_sha[:12]}")
-            verify = await self._build(revert.revert_sha, "verify")
+            verify = await self._build(revert.revert_sha, "verify", revert=self._culprits)
+            if not verify.ok and revert.later:
+                # Red at a tip that holds later commits no guard has judged yet: they may be
+                # the cause. Their guards come next, each blaming against its parent with
+                # this commit reverted, so the branch's verdict is theirs.
+                s.deferred_to = revert.later
+                return await self._finish(
+                    "reverted", f"reverted by {revert.revert_sha[:12]}; the tip is still red "
+                    f"with {len(revert.later)} later commit(s) not judged yet, guarded next",
+                )  # fmt: skip
             if not verify.ok:
                 return await self._finish(
                     "revert-failed", f"the revert {revert.revert_sha[:12]} does not build either"
@@ -183,18 +232,28 @@ class CommitGuard:
         return self._status
 
     @workflow.signal
-    def escalated(self, body: Any) -> None:
-        """From the Escalation ladder: a step fired (recorded; the guard may have finished)."""
-        if isinstance(body, dict) and body.get("step"):
+    def escalated(self, body: Any = None) -> None:
+        """From the Escalation ladder: a step fired (recorded; the guard may have finished).
+        No body, null or a malformed one (the ``temporal`` CLI's default) is recorded, never
+        a failed workflow task."""
+        if isinstance(body, dict) and isinstance(body.get("step"), str):
             self._status.escalations.append(f"{body['step']} → {body.get('target', '?')}")
+        else:
+            self._status.ignored_signals = [
+                *self._status.ignored_signals,
+                f"escalated: {_shown(body)}",
+            ][-20:]
 
-    async def _build(self, sha: str, label: str) -> BuildResult:
+    async def _build(
+        self, sha: str, label: str, revert: list[str] | None = None, only_if: bool = False
+    ) -> BuildResult:
         c = self._check
         result = await workflow.execute_activity(
             CommitActivities.BUILD,
             BuildInput(
                 repo_path=c.repo_path, sha=sha, command=c.policy.build_command,
                 setup_command=c.policy.setup_command, timeout=c.policy.build_timeout, label=label,
+                revert=revert or [], only_if_reverting=only_if,
             ),
             result_type=BuildResult,
             start_to_close_timeout=timedelta(seconds=c.policy.build_timeout + 120),
@@ -225,20 +284,28 @@ class CommitGuard:
         self._set_state(state)
         self._describe(reason)
         kind = _INCIDENT.get(state)
+        key = incident_key(s.workflow_id, s.recheck)
         if kind:
-            s.incident_key, s.incident_kind = s.workflow_id, kind
+            s.incident_key, s.incident_kind = key, kind
             await self._open_incident(kind, reason)
         await self._record()
-        notice = self._notify(kind, reason) if kind else None
+        # An inherited break is the earlier culprit's incident, told already: no second notice.
+        notice = self._notify(kind, reason) if kind and state != "inherited" else None
         if state not in _NO_ESCALATION:
             await self._escalate(kind or state, reason)
-        elif state == "reverted":
+        elif state in ("reverted", "inherited"):
+            reverted = state == "reverted"
             await workflow.execute_activity(
                 Activities.UPDATE_INCIDENT,
-                IncidentUpdate(key=s.workflow_id, status="resolved", at=workflow.now(),
-                               by="selfheal", note=reason, details=self._details()),
-                start_to_close_timeout=_SHORT, summary="ledger: incident resolved by the revert",
+                IncidentUpdate(key=key, status="resolved" if reverted else "closed",
+                               at=workflow.now(), by="selfheal", note=reason,
+                               details=self._details()),
+                start_to_close_timeout=_SHORT,
+                summary="ledger: incident " + ("resolved by the revert" if reverted
+                                               else "closed as inherited"),
             )  # fmt: skip
+        if self._check.recheck:
+            await self._settle_previous(state)
         await self._tell_queue()
         if notice:
             # The queue has the verdict and goes on; this run stays open until #dev has the
@@ -269,7 +336,8 @@ class CommitGuard:
         await workflow.execute_activity(
             Activities.OPEN_INCIDENT,
             IncidentRecord(
-                key=s.workflow_id, kind=kind, subject=s.workflow_id, task_id=s.workflow_id,
+                key=s.incident_key or s.workflow_id, kind=kind, subject=s.workflow_id,
+                task_id=s.workflow_id,
                 agent=self._route()[0], title=f"{s.repo}@{s.sha[:12]}: {s.subject or ''}",
                 reason=reason, opened_at=workflow.now(), details=self._details(),
             ),
@@ -305,20 +373,41 @@ class CommitGuard:
             fields["failure"] = f"```{tail_lines(self._failure, 8, 160)}```"
         return workflow.start_activity(
             Activities.NOTIFY,
-            Notice(target="dev", text=text, idempotency_key=f"{s.workflow_id}:{kind}",
-                   incident_key=s.workflow_id, fields=fields),
+            Notice(target="dev", text=text, idempotency_key=f"{s.incident_key}:{kind}",
+                   incident_key=s.incident_key, fields=fields),
             start_to_close_timeout=timedelta(seconds=30), retry_policy=_NOTIFY_RETRY,
             summary=f"tell #dev: {kind}",
         )  # fmt: skip
 
+    async def _settle_previous(self, state: GuardState) -> None:
+        """A re-check supersedes the judgement before it: its incident is resolved (the cause
+        is fixed) or closed (this run has its own), and its ladder, if still running, stops."""
+        c = self._check
+        note = f"re-checked (run {c.recheck + 1}): {state}"
+        if c.previous_incident:
+            await workflow.execute_activity(
+                Activities.UPDATE_INCIDENT,
+                IncidentUpdate(key=c.previous_incident, at=workflow.now(), by="selfheal",
+                               status="resolved" if state in _SETTLED else "closed", note=note),
+                start_to_close_timeout=_SHORT, summary="ledger: the previous incident settled",
+            )  # fmt: skip
+        if c.previous_escalation:
+            try:
+                await workflow.get_external_workflow_handle(c.previous_escalation).signal(
+                    "close", CloseIncident(reason="resolved", note=note)
+                )
+            except Exception:  # its steps ended meanwhile: nothing left to stop
+                workflow.logger.info("escalation %s had ended", c.previous_escalation)
+
     async def _escalate(self, kind: str, reason: str) -> None:
         s, c = self._status, self._check
         agent, peer, lead = self._route()
-        s.escalation_id = escalation_workflow_id(s.workflow_id, 1)
+        s.escalation_id = escalation_workflow_id(s.workflow_id, s.recheck + 1)
         await workflow.start_child_workflow(
             "Escalation",
             EscalationInput(
-                incident_key=s.workflow_id, n=1, kind=kind, subject=s.workflow_id,
+                incident_key=s.incident_key or s.workflow_id, n=s.recheck + 1, kind=kind,
+                subject=s.workflow_id,
                 task_id=s.workflow_id, title=f"{s.repo}@{s.sha[:12]}: {s.subject or ''}",
                 agent=agent, peer=peer, lead=lead, reason=reason,
                 last_error=tail_lines(self._failure, 20) or None, since=workflow.now(),
@@ -341,3 +430,7 @@ class CommitGuard:
 
 async def _none() -> None:
     return None
+
+
+def _shown(body: Any) -> str:
+    return "no body" if body is None else repr(body)[:120]

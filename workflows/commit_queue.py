@@ -4,9 +4,14 @@ The hook and the CLI signal-with-start it (``enqueue``), so it exists exactly wh
 It runs one ``CommitGuard`` child at a time. When a commit's first parent is not the last commit
 it guarded on that branch (two hooks raced, or one never ran), it first guards the commits in
 between, oldest first, so a late signal never reorders the branch's history. It also keeps the
-times of its auto-reverts: the 24 h cap is counted here, durably, and handed to each guard.
-After an hour with no work and no revert inside the cap's window it ends; it continues as new
-after many guards so its history stays small.
+times of its auto-reverts: the 24 h cap is counted here, durably, and handed to each guard, and
+the culprits found on each branch, handed to each later guard so it blames its commit with them
+reverted. When a revert went on top of later commits and the tip stayed red, those commits are
+guarded next, in order. After an hour with no work and no revert inside the cap's window it
+ends; it continues as new after many guards so its history stays small.
+
+Its signals take no body, null or a malformed one without failing a workflow task: such a signal
+is recorded in ``ignored_signals`` (the ``status`` query).
 """
 
 import asyncio
@@ -19,6 +24,8 @@ from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedErro
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
     from selfheal import search_attributes as sa
     from selfheal.rollback import (
         REVERT_WINDOW,
@@ -30,12 +37,16 @@ with workflow.unsafe.imports_passed_through():
         GuardStatus,
         QueueStatus,
         guard_workflow_id,
+        legacy_guard_workflow_id,
     )
     from workflows.commit_guard import CommitGuard
 
 _IDLE = 3600.0
 _KEEP_GUARDED = 500
+_KEEP_CULPRITS = 20
+_KEEP_IGNORED = 20
 _CONTINUE_AFTER = 200
+_GUARD_ID_PATCH = "guard-id-with-path-hash"
 
 
 @workflow.defn(name="CommitQueue")
@@ -47,6 +58,8 @@ class CommitQueue:
         self._guarded: list[str] = list(input.guarded)
         self._last: dict[str, str] = dict(input.last_guarded)
         self._reverts = list(input.reverts)
+        self._culprits: dict[str, list[str]] = {b: list(k) for b, k in input.culprits.items()}
+        self._ignored: list[str] = list(input.ignored_signals)
         self._current: str | None = None
         self._verdicts: dict[str, GuardStatus] = {}
 
@@ -69,7 +82,8 @@ class CommitQueue:
                     return self.status()
                 continue
             check = self._pending.pop(0)
-            await self._fill_gap(check)
+            if not check.recheck:
+                await self._fill_gap(check)
             await self._guard(check)
             ran += 1
             if ran >= _CONTINUE_AFTER or workflow.info().is_continue_as_new_suggested():
@@ -79,19 +93,36 @@ class CommitQueue:
                         repo_path=input.repo_path, repo_name=input.repo_name,
                         pending=self._pending, guarded=self._guarded,
                         last_guarded=self._last, reverts=self._window(),
+                        culprits=self._culprits, ignored_signals=self._ignored,
                     )
                 )  # fmt: skip
 
     @workflow.signal
-    def verdict(self, status: GuardStatus) -> None:
+    def verdict(self, body: Any = None) -> None:
         """From a guard: its verdict, sent before it waits for its #dev notice to go out."""
+        try:
+            status = GuardStatus.model_validate(body)
+        except ValidationError:
+            self._ignore("verdict", body)
+            return
         self._verdicts[status.sha] = status
 
     @workflow.signal
-    def enqueue(self, check: CommitCheck) -> None:
-        if self._known(check.sha):
+    def enqueue(self, body: Any = None) -> None:
+        """A commit to guard. A re-check (``commit check --recheck``) of a judged commit runs its
+        guard again; a newer request for a commit still pending replaces the older one."""
+        try:
+            check = CommitCheck.model_validate(body)
+        except ValidationError:
+            self._ignore("enqueue", body)
             return
-        self._pending.append(check)
+        queued = next((i for i, c in enumerate(self._pending) if c.sha == check.sha), None)
+        if queued is not None:
+            if check.recheck or check.policy != self._pending[queued].policy:
+                self._pending[queued] = check
+            return
+        if check.recheck or not self._known(check.sha):
+            self._pending.append(check)
 
     @workflow.query
     def status(self) -> QueueStatus:
@@ -101,7 +132,14 @@ class CommitQueue:
             pending=[c.sha for c in self._pending],
             guarded=self._guarded[-50:],
             reverts_in_window=len(self._window()),
+            culprits=self._culprits,
+            ignored_signals=self._ignored,
         )
+
+    def _ignore(self, name: str, body: Any) -> None:
+        shown = "no body" if body is None else repr(body)[:120]
+        workflow.logger.warning("ignored a malformed %s signal: %s", name, shown)
+        self._ignored = [*self._ignored, f"{name}: {shown}"][-_KEEP_IGNORED:]
 
     def _known(self, sha: str) -> bool:
         return (
@@ -131,15 +169,25 @@ class CommitQueue:
         self._current = check.sha
         self._describe()
         status: GuardStatus | None = None
+        branch = check.branch or ""
+        if workflow.patched(_GUARD_ID_PATCH):
+            guard_id = guard_workflow_id(check.repo_name, check.repo_path, check.sha)
+        else:
+            guard_id = legacy_guard_workflow_id(check.repo_name, check.sha)
         try:
             child = await workflow.start_child_workflow(
                 CommitGuard.run,
-                CommitGuardInput(check=check, recent_reverts=self._window()),
-                id=guard_workflow_id(check.repo_name, check.sha),
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                CommitGuardInput(
+                    check=check, recent_reverts=self._window(),
+                    culprits=[k for k in self._culprits.get(branch, []) if k != check.sha],
+                ),
+                id=guard_id,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE
+                if check.recheck else WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
                 parent_close_policy=ParentClosePolicy.ABANDON,
-                static_summary=f"guard {check.repo_name}@{check.sha[:12]}",
-            )
+                static_summary=f"guard {check.repo_name}@{check.sha[:12]}"
+                + (f" (re-check {check.recheck})" if check.recheck else ""),
+            )  # fmt: skip
             result = asyncio.ensure_future(_result(child))
             await workflow.wait_condition(lambda: check.sha in self._verdicts or result.done())
             status = self._verdicts.pop(check.sha, None) or result.result()
@@ -148,11 +196,33 @@ class CommitQueue:
         except ChildWorkflowError as err:  # one commit's trouble never blocks the queue
             workflow.logger.warning("guard of %s failed: %s", check.sha[:12], err)
         self._current = None
-        self._guarded = [*self._guarded, check.sha][-_KEEP_GUARDED:]
-        if check.branch:
+        self._guarded = [*(g for g in self._guarded if g != check.sha), check.sha][-_KEEP_GUARDED:]
+        if check.branch and not check.recheck:  # a re-check never moves the branch back
             self._last[check.branch] = (status.revert_sha if status else None) or check.sha
         if status and status.reverted_at:
             self._reverts.append(status.reverted_at)
+        if status and status.culprit:
+            known = self._culprits.get(branch, [])
+            if check.sha not in known:
+                self._culprits[branch] = [*known, check.sha][-_KEEP_CULPRITS:]
+        if status and status.deferred_to:
+            self._guard_next(check, status.deferred_to)
+
+    def _guard_next(self, check: CommitCheck, later: list[str]) -> None:
+        """The commits a revert went on top of, oldest first, ahead of the rest of the queue:
+        the tip stayed red, and the first of them to blame is among them."""
+        ahead: list[CommitCheck] = []
+        for sha in later:
+            queued = next((c for c in self._pending if c.sha == sha), None)
+            if queued:
+                self._pending.remove(queued)
+                ahead.append(queued)
+            elif not self._known(sha):
+                ahead.append(check.model_copy(update={
+                    "sha": sha, "first_parent": None, "recheck": 0,
+                    "previous_incident": None, "previous_escalation": None,
+                }))  # fmt: skip
+        self._pending = ahead + self._pending
 
     def _window(self) -> list[datetime]:
         now = workflow.now()

@@ -13,6 +13,7 @@ from temporalio.worker import Worker
 
 from selfheal.config import Settings
 from selfheal.plugins import SelfHealing
+from selfheal.rollback import guard_workflow_id
 from starter.cli import main
 from starter.commands_commit import BEGIN
 from starter.commits import wait_for_guard
@@ -141,6 +142,9 @@ async def test_hook_guards_each_commit(
         assert took < 1.0
         sha = log(repo)[0]
         status = await asyncio.wait_for(
-            wait_for_guard(local_env.client, f"commit-{repo.name}-{sha[:12]}"), 30
+            wait_for_guard(
+                local_env.client, guard_workflow_id(repo.name, str(repo.resolve()), sha)
+            ),
+            30,
         )
     assert status.state == "passed" and status.sha == sha

@@ -13,7 +13,7 @@ from temporalio.worker import Worker
 from activities.ledger import Ledger, commit_guards, incidents
 from selfheal.config import Settings
 from selfheal.plugins import SelfHealing
-from selfheal.rollback import GuardStatus, RevertInput, queue_workflow_id
+from selfheal.rollback import GuardStatus, RevertInput, guard_workflow_id, queue_workflow_id
 from starter.commits import build_check, enqueue, read_commit, wait_for_guard
 from tests.rollback_repo import BUILD, commit, git, log, make_repo, message, snapshot
 
@@ -199,13 +199,21 @@ async def test_quick_succession_is_guarded_in_commit_order(
     # The hooks raced: c's check arrives first, then b's, a's never.
     for sha in (c, b):
         await enqueue(worker, settings, build_check(settings, read_commit(repo, sha), build=BUILD))
-    statuses = [await wait_for_guard(worker, f"commit-{repo.name}-{s[:12]}") for s in (a, b, c)]
+    path = str(repo.resolve())
+    statuses = [
+        await wait_for_guard(worker, guard_workflow_id(repo.name, path, s)) for s in (a, b, c)
+    ]
     assert [s.state for s in statuses] == ["passed"] * 3
+    # One at a time, in order: each guard starts after the one before handed over its verdict
+    # (it then closes on its own, a moment later).
     spans = []
     for s in statuses:
-        d = await worker.get_workflow_handle(s.workflow_id).describe()
-        spans.append((d.start_time, d.close_time))
-    assert spans[0][1] <= spans[1][0] and spans[1][1] <= spans[2][0]  # one at a time, in order
+        handle = worker.get_workflow_handle(s.workflow_id)
+        events = [e async for e in handle.fetch_history_events()]
+        handed = next(e for e in events if e.HasField(
+            "signal_external_workflow_execution_initiated_event_attributes"))  # fmt: skip
+        spans.append((events[0].event_time.ToDatetime(), handed.event_time.ToDatetime()))
+    assert spans[0][1] <= spans[1][0] and spans[1][1] <= spans[2][0], spans
     queue = worker.get_workflow_handle(queue_workflow_id(repo.name, str(repo.resolve())))
     for _ in range(50):  # the queue takes in c's verdict just after c's guard closes
         status = await queue.query("status")
