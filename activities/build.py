@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import os
 import re
-import shlex
 import shutil
 import signal
 import tempfile
@@ -27,31 +26,16 @@ import git
 from temporalio import activity
 
 from activities.git import clean_git_env, culprits_in, git_repo, quiet_git
-from selfheal.rollback import BuildInput, BuildResult, CommitActivities
+from selfheal.rollback import BuildInput, BuildResult, CommitActivities, needs_package_json
 
 _TAIL_CHARS = 4000
 _HEARTBEAT_EVERY = 1.0
 _NOT_FOUND = (126, 127)
-NPM_TOOLS = frozenset({"npx", "npm", "yarn", "pnpm"})
 # npx (never allowed to download here) saying that the packages it should run are not installed.
 _NPX_MISSING = re.compile(
     r"npx canceled due to missing packages|could not determine executable to run|"
     r"npm (?:ERR!|error) code (?:ENOTCACHED|E404|ENOTFOUND|EAI_AGAIN)"
 )
-
-
-def program_of(command: str) -> str | None:
-    """The program a shell command runs first (after ``VAR=value`` words), or None."""
-    try:
-        words = shlex.split(command)
-    except ValueError:
-        return None
-    return next((w for w in words if "=" not in w), None)
-
-
-def needs_package_json(command: str) -> bool:
-    program = program_of(command)
-    return program is not None and Path(program).name in NPM_TOOLS
 
 
 class IsolationError(Exception):

@@ -6,6 +6,7 @@ the hook or the CLI sends: one commit plus every policy it is guarded under, alr
 
 import hashlib
 import re
+import shlex
 from datetime import datetime
 from typing import Literal
 
@@ -69,6 +70,24 @@ def incident_key(workflow_id: str, recheck: int) -> str:
 
 def queue_workflow_id(repo_name: str, repo_path: str) -> str:
     return f"commit-queue-{safe_id(repo_name)}-{repo_key(repo_path)}"
+
+
+NPM_TOOLS = frozenset({"npx", "npm", "yarn", "pnpm"})
+
+
+def program_of(command: str) -> str | None:
+    """The program a shell command runs first (after ``VAR=value`` words), or None."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    return next((w for w in words if "=" not in w), None)
+
+
+def needs_package_json(command: str) -> bool:
+    """An npm tool (the seed's ``npx next build``): without a package.json it cannot build."""
+    program = program_of(command)
+    return program is not None and program.rsplit("/", 1)[-1] in NPM_TOOLS
 
 
 def trailers(message: str) -> dict[str, str]:

@@ -22,9 +22,12 @@ from selfheal import search_attributes as sa
 from selfheal.config import Settings
 from selfheal.rollback import (
     CommitCheck,
+    CommitGuardInput,
     CommitQueueInput,
     GuardStatus,
     guard_workflow_id,
+    needs_package_json,
+    program_of,
     queue_workflow_id,
 )
 from workflows.commit_queue import CommitQueue
@@ -73,19 +76,34 @@ def _branch_of(repo: git.Repo, sha: str) -> str | None:
     return names[0] if names else None
 
 
-def check_build_command(command: str) -> None:
-    """A build command whose program is not installed here is a broken setup: say so now."""
+def check_build_command(command: str, commit: LocalCommit | None = None) -> None:
+    """A build command whose program is not installed here, or an npm tool for a commit with no
+    package.json, is a broken setup: say so now, before anything is guarded."""
     try:
         words = shlex.split(command)
     except ValueError as err:
         raise ValueError(f"cannot parse build command {command!r}: {err}") from None
     if not words:
         raise ValueError("the build command is empty")
-    program = next((w for w in words if "=" not in w), words[0])
+    program = program_of(command) or words[0]
+    if commit and needs_package_json(command) and not _has_package_json(commit):
+        raise ValueError(
+            f"a broken setup: the build command {command!r} needs a package.json and "
+            f"{commit.repo_path} has none at {commit.sha[:12]}; pass --build CMD "
+            "(or set [policies.rollback] build_command)"
+        )
     if program in _SHELL_WORDS or "/" in program:
         return
     if shutil.which(program) is None:
         raise ValueError(f"build command not found: {program!r} is not installed (a broken setup)")
+
+
+def _has_package_json(commit: LocalCommit) -> bool:
+    try:
+        git_repo(commit.repo_path).commit(commit.sha).tree.join("package.json")
+    except KeyError:
+        return False
+    return True
 
 
 def build_check(
@@ -101,9 +119,9 @@ def build_check(
     policy = policies.rollback
     if build:
         policy = policy.model_copy(update={"build_command": build})
-    check_build_command(policy.build_command)
+    check_build_command(policy.build_command, commit)
     if policy.setup_command:
-        check_build_command(policy.setup_command)
+        check_build_command(policy.setup_command, commit)
     extra = {"heartbeat_timeout": heartbeat_timeout} if heartbeat_timeout else {}
     return CommitCheck(
         repo_path=commit.repo_path,
@@ -138,8 +156,59 @@ async def enqueue(client: Client, settings: Settings, check: CommitCheck) -> str
     return guard_workflow_id(check.repo_name, check.repo_path, check.sha)
 
 
-async def wait_for_guard(client: Client, workflow_id: str, poll: float = 0.1) -> GuardStatus:
-    """The guard's final status, once the queue has started it and it has finished."""
+@dataclass(frozen=True)
+class Judgement:
+    """The latest run of a commit's guard: how it stands, what it was asked, what it said."""
+
+    run_id: str
+    running: bool
+    input: CommitGuardInput
+    status: GuardStatus | None  # its verdict, when it completed
+
+    @property
+    def build_command(self) -> str:
+        return self.input.check.policy.build_command
+
+
+async def latest_judgement(client: Client, workflow_id: str) -> Judgement | None:
+    """The guard's latest run, or None when the commit was never guarded."""
+    handle = client.get_workflow_handle(workflow_id, result_type=GuardStatus)
+    try:
+        description = await handle.describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    run = client.get_workflow_handle(workflow_id, run_id=description.run_id)
+    started = None
+    async for event in run.fetch_history_events():
+        started = event.workflow_execution_started_event_attributes
+        break
+    assert started is not None
+    input = CommitGuardInput.model_validate_json(started.input.payloads[0].data)
+    running = description.status == WorkflowExecutionStatus.RUNNING
+    completed = description.status == WorkflowExecutionStatus.COMPLETED
+    status = await handle.result() if completed else None
+    return Judgement(description.run_id, running, input, status)
+
+
+async def running(client: Client, workflow_id: str | None) -> bool:
+    if not workflow_id:
+        return False
+    try:
+        description = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return description.status == WorkflowExecutionStatus.RUNNING
+
+
+async def wait_for_guard(
+    client: Client, workflow_id: str, poll: float = 0.1, after_run: str | None = None
+) -> GuardStatus:
+    """The guard's final status, once the queue has started it and it has finished; with
+    ``after_run``, that of a newer run than that one (a re-check)."""
     handle = client.get_workflow_handle(workflow_id, result_type=GuardStatus)
     while True:
         try:
@@ -147,6 +216,9 @@ async def wait_for_guard(client: Client, workflow_id: str, poll: float = 0.1) ->
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
+            await asyncio.sleep(poll)
+            continue
+        if after_run and description.run_id == after_run:
             await asyncio.sleep(poll)
             continue
         if description.status in (

@@ -1,6 +1,7 @@
 """``selfheal commit check`` and ``selfheal hooks install``: bad input, and the real hook."""
 
 import asyncio
+import json
 import os
 import stat
 import subprocess
@@ -8,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -15,10 +17,11 @@ from selfheal.config import Settings
 from selfheal.plugins import SelfHealing
 from selfheal.rollback import guard_workflow_id
 from starter.cli import main
-from starter.commands_commit import BEGIN
+from starter.commands_commit import BEGIN, hook_build
 from starter.commits import wait_for_guard
 from starter.devserver import free_port
-from tests.rollback_repo import BUILD, git, log, make_repo, snapshot
+from tests.rollback_repo import BUILD, commit, git, log, make_repo, snapshot
+from tests.workers import selfheal
 
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -148,3 +151,80 @@ async def test_hook_guards_each_commit(
             30,
         )
     assert status.state == "passed" and status.sha == sha
+
+
+def test_the_seed_build_without_a_package_json_is_a_broken_setup(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+):
+    """``npx next build`` (the policy's default) for a repository with no package.json: refused
+    as a broken setup by ``commit check`` and by ``hooks install``, before anything runs."""
+    before = snapshot(repo)
+    for argv in (
+        ["commit", "check", "--repo", str(repo)],
+        ["hooks", "install", "--repo", str(repo)],
+    ):
+        code, out, err = run_cli(argv, capsys)
+        assert code == 2 and not out and len(err.strip().splitlines()) == 1, err
+        assert "broken setup" in err and "package.json" in err and "--build" in err
+    assert snapshot(repo) == before
+
+
+def test_hooks_install_without_build_keeps_the_hooks_build(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+):
+    hook = repo / ".git" / "hooks" / "post-commit"
+    other = f"{BUILD} --strict"
+    assert run_cli(["hooks", "install", "--repo", str(repo), "--build", other], capsys)[0] == 0
+    code, out, _ = run_cli(["hooks", "install", "--repo", str(repo)], capsys)
+    assert code == 0 and f"build: {other} (kept from the hook)" in out
+    assert hook_build(hook.read_text()) == other and hook.read_text().count(BEGIN) == 1
+    code, out, _ = run_cli(["hooks", "install", "--repo", str(repo), "--build", BUILD], capsys)
+    assert code == 0 and hook_build(hook.read_text()) == BUILD and "kept" not in out
+
+
+async def test_a_refused_commit_is_rechecked_with_the_given_build_once_the_tree_is_clean(
+    local_env: WorkflowEnvironment, settings: Settings, repo: Path, tmp_path: Path
+):
+    from activities.ledger import Ledger, incidents
+
+    bad = commit(repo, "break it", {"app.txt": "BROKEN\n", "notes.txt": "n\n"})
+    (repo / "notes.txt").write_text("work in progress\n")  # a dirty tree: never forced
+    env = _git_env(local_env.client.service_client.config.target_host, settings.data_dir,
+                   settings.task_queue)  # fmt: skip
+    guard_id = guard_workflow_id(repo.name, str(repo.resolve()), bad)
+    other = f"{BUILD} --again"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return selfheal("commit", "check", "--repo", str(repo), *args, env=env, timeout=90)
+
+    async with Worker(
+        local_env.client, task_queue=settings.task_queue, plugins=[SelfHealing(settings)]
+    ):
+        first = await asyncio.to_thread(cli, "--build", BUILD, "--wait", "--json")
+        assert first.returncode == 1, first.stderr
+        refused = json.loads(first.stdout)
+        assert refused["state"] == "refused" and refused["workflow_id"] == guard_id
+        assert refused["escalation_id"] == f"escalation-{guard_id}-1"
+
+        # Judged already: another --build is not silently ignored.
+        again = await asyncio.to_thread(cli, "--build", other, "--wait")
+        assert again.returncode == 2 and len(again.stderr.strip().splitlines()) == 1
+        assert "judged already" in again.stderr and "--recheck" in again.stderr
+
+        git(repo, "checkout", "--", "notes.txt")  # the cause is fixed
+        rechecked = await asyncio.to_thread(cli, "--recheck", "--build", other, "--wait", "--json")
+        assert rechecked.returncode == 0, rechecked.stderr
+        status = json.loads(rechecked.stdout)
+        assert status["state"] == "reverted" and status["recheck"] == 1
+        assert status["build_command"] == other and status["workflow_id"] == guard_id
+        assert status["incident_key"] == f"{guard_id}-recheck-1"
+        assert log(repo)[0] == status["revert_sha"] and (repo / "app.txt").read_text() == "ok\n"
+
+        ledger = Ledger(settings.ledger_url)
+        [old] = ledger.rows(incidents, key=guard_id)
+        assert old["kind"] == "revert-refused" and old["status"] == "resolved"
+        assert "re-checked" in old["resolution"]
+        ladder = await local_env.client.get_workflow_handle(refused["escalation_id"]).describe()
+        assert ladder.status == WorkflowExecutionStatus.COMPLETED  # its steps stopped
+        runs = await local_env.client.count_workflows(f"WorkflowId = '{guard_id}'")
+        assert runs.count == 2

@@ -189,6 +189,25 @@ async def test_broken_setup_is_not_a_broken_commit(worker: Client, settings: Set
     assert incident["kind"] == "broken-setup"
 
 
+@pytest.mark.parametrize("package_json", [False, True])
+async def test_npx_without_its_packages_is_a_broken_setup_not_a_red_parent(
+    worker: Client, settings: Settings, repo: Path, package_json: bool
+):
+    """The seed's build, ``npx next build``, in a repository with no package.json, or with one
+    whose packages are not installed (npx may not download them): a broken setup."""
+    files = {"app.txt": "BROKEN\n"} | (
+        {"package.json": '{"name": "app"}\n'} if package_json else {}
+    )
+    sha = commit(repo, "work", files)
+    request = build_check(settings, read_commit(repo), build=BUILD)
+    request.policy.build_command = "npx next build"
+    status = await wait_for_guard(worker, await enqueue(worker, settings, request))
+    assert status.state == "setup-broken", status.reason
+    assert log(repo)[0] == sha and len(status.builds) == 1 and status.builds[0].broken_setup
+    says = "packages are not installed" if package_json else "needs a package.json"
+    assert says in status.builds[0].tail and status.escalation_id
+
+
 async def test_quick_succession_is_guarded_in_commit_order(
     worker: Client, settings: Settings, repo: Path
 ):
@@ -235,3 +254,26 @@ async def test_revert_activity_is_idempotent(repo: Path):
     assert first.revert_sha == second.revert_sha and first.tree_is_parent
     assert reverts_of(repo, bad) == [first.revert_sha]
     assert revert_commit(input.model_copy(update={"sha": first.revert_sha})).outcome == "refused"
+
+
+async def test_two_repos_with_the_same_folder_name_get_their_own_guards(
+    worker: Client, settings: Settings, tmp_path: Path
+):
+    """A clone named like its origin holds the same shas: each repository is guarded on its own
+    (the guard id carries a hash of the repository path), never handed the other's verdict."""
+    first = make_repo(tmp_path / "one" / "app")
+    bad = commit(first, "break it", {"app.txt": "BROKEN\n"})
+    second = tmp_path / "two" / "app"
+    git(tmp_path, "clone", "-q", str(first), str(second))
+    assert log(second)[0] == bad
+    statuses = [await guard(worker, settings, repo, bad) for repo in (first, second)]
+    assert statuses[0].workflow_id != statuses[1].workflow_id
+    for repo, status in zip((first, second), statuses, strict=True):
+        assert status.state == "reverted", status.reason
+        assert status.workflow_id == guard_workflow_id("app", str(repo.resolve()), bad)
+        assert status.workflow_id.startswith("commit-app-") and status.workflow_id.endswith(
+            bad[:12]
+        )
+        assert reverts_of(repo, bad) == [log(repo)[0]]
+    rows = Ledger(settings.ledger_url).rows(commit_guards, sha=bad)
+    assert sorted(r["repo_path"] for r in rows) == sorted(str(r.resolve()) for r in (first, second))
