@@ -3,7 +3,10 @@ webhook delivery into at most one review per (pull request, head sha).
 
 Everything that comes from a payload is validated here before it is used anywhere: owner and
 repo names, the head sha and the number end up in workflow ids and in a GitHub API URL path, so
-they are checked against GitHub's own alphabets; free text (title, branch) is only ever data.
+they are checked, whole (``fullmatch``: no trailing newline slips through), against GitHub's own
+alphabets; free text (title, branch) is only ever data. JSON may carry lone surrogates
+(``"\ud800"``), which no UTF-8 encoder takes: every text read from a payload has them replaced
+with U+FFFD, so a delivery is answered, stored and reviewed like any other.
 """
 
 import re
@@ -20,8 +23,10 @@ REVIEW_ACTIONS: frozenset[str] = frozenset(
 STATUS_CONTEXT = "selfheal/review"
 MAX_BODY_BYTES = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MB
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-_SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+# Whole-value patterns: always used with ``fullmatch``.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _TEXT_LIMIT = 1000
 
 ReviewState = Literal["running", "succeeded", "failed", "superseded", "cancelled"]
@@ -35,6 +40,19 @@ class PayloadError(ValueError):
 
 def _clip(text: str, limit: int = _TEXT_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def scrub(text: str) -> str:
+    """``text`` encodable as UTF-8: lone surrogates (valid in JSON, not in UTF-8) become U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def is_github_name(value: str) -> bool:
+    return _NAME.fullmatch(value) is not None
+
+
+def is_sha(value: str) -> bool:
+    return _SHA.fullmatch(value) is not None
 
 
 class PullRequest(BaseModel):
@@ -59,22 +77,22 @@ class PullRequest(BaseModel):
     @field_validator("owner", "repo")
     @classmethod
     def _github_name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError(f"not a GitHub owner or repository name: {_clip(value, 60)!r}")
+        if not is_github_name(value):
+            raise ValueError(f"not a GitHub owner or repository name: {_clip(scrub(value), 60)!r}")
         return value
 
     @field_validator("head_sha")
     @classmethod
     def _sha(cls, value: str) -> str:
         value = value.lower()
-        if not _SHA.match(value):
+        if not is_sha(value):
             raise ValueError("head sha must be 40 (or 64) hex digits")
         return value
 
-    @field_validator("title", "url", "branch", "base", "author")
+    @field_validator("title", "url", "branch", "base", "author", "updated_at")
     @classmethod
-    def _text(cls, value: str) -> str:
-        return _clip(value)
+    def _text(cls, value: str | None) -> str | None:
+        return None if value is None else _clip(scrub(value))
 
     @property
     def key(self) -> str:
@@ -154,7 +172,8 @@ class PRReviewResult(BaseModel):
 
 
 class CommitStatusInput(BaseModel):
-    """Input of ``github.set_commit_status``; the token is read by the activity, never passed."""
+    """Input of ``github.set_commit_status``; the token is read by the activity, never passed.
+    Owner, repo and sha become the API URL's path: checked whole, whoever built the input."""
 
     owner: str
     repo: str
@@ -164,6 +183,21 @@ class CommitStatusInput(BaseModel):
     context: str = STATUS_CONTEXT
     target_url: str | None = None
 
+    @field_validator("owner", "repo")
+    @classmethod
+    def _github_name(cls, value: str) -> str:
+        return PullRequest._github_name(value)
+
+    @field_validator("sha")
+    @classmethod
+    def _sha(cls, value: str) -> str:
+        return PullRequest._sha(value)
+
+    @field_validator("description", "context", "target_url")
+    @classmethod
+    def _text(cls, value: str | None) -> str | None:
+        return None if value is None else scrub(value)
+
 
 class CommitStatusResult(BaseModel):
     sent: bool
@@ -172,13 +206,19 @@ class CommitStatusResult(BaseModel):
 
 
 class OlderReviewsQuery(BaseModel):
-    """Input of ``review.find_older``: running reviews of the same PR, other than ``exclude``."""
+    """Input of ``review.find_older``: running reviews of the same PR, other than ``exclude``.
+    Owner and repo go into a visibility query: checked whole."""
 
     owner: str
     repo: str
-    number: int
+    number: int = Field(gt=0, lt=2**31)
     exclude: str
     updated_at: str | None = None
+
+    @field_validator("owner", "repo")
+    @classmethod
+    def _github_name(cls, value: str) -> str:
+        return PullRequest._github_name(value)
 
 
 @dataclass(frozen=True)
@@ -202,7 +242,7 @@ def _get(data: Any, *path: str) -> Any:
 
 def _str(data: Any, *path: str) -> str:
     value = _get(data, *path)
-    return value if isinstance(value, str) else ""
+    return scrub(value) if isinstance(value, str) else ""
 
 
 def _int(data: Any, *path: str) -> int | None:
@@ -250,10 +290,11 @@ def decide(event: str, payload: Any) -> Decision:
     if event == "ping":
         return Decision("ping", "pong")
     if event != "pull_request":
-        return Decision("ignore", f"event {_clip(event, 60)!r} is not reviewed")
+        return Decision("ignore", f"event {_clip(scrub(event), 60)!r} is not reviewed")
     action = _get(payload, "action")
     if not isinstance(action, str):
         raise PayloadError("pull_request payload has no action")
+    action = scrub(action)
     if action not in REVIEW_ACTIONS:
         return Decision(
             "ignore", f"action {_clip(action, 60)!r} is not reviewed", event_action=action
@@ -265,7 +306,7 @@ def decide(event: str, payload: Any) -> Decision:
             pr=pr, event_action=action,
         )  # fmt: skip
     before = _str(payload, "before").lower() if action == "synchronize" else ""
-    supersedes = before if _SHA.match(before) and before != pr.head_sha else None
+    supersedes = before if is_sha(before) and before != pr.head_sha else None
     return Decision("review", "review requested", pr=pr, event_action=action, supersedes=supersedes)
 
 

@@ -66,8 +66,16 @@ def sign(secret: bytes, body: bytes) -> str:
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
+class _Answer(JSONResponse):
+    """JSON with non-ASCII escaped: an answer is always encodable, whatever text a payload
+    carried (payload text is scrubbed of lone surrogates already; this is the backstop)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":")).encode("ascii")
+
+
 def _answer(status: int, **body: Any) -> JSONResponse:
-    return JSONResponse(body, status_code=status)
+    return _Answer(body, status_code=status)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

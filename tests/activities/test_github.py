@@ -3,7 +3,7 @@
 import logging
 
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -68,3 +68,12 @@ def test_the_url_quotes_every_path_segment():
         status_url("https://api.github.com/", odd)
         == f"https://api.github.com/repos/o%3Fx/we%20b/statuses/{SHA}"
     )
+
+
+@pytest.mark.parametrize(
+    "bad", [{"owner": "octo\n"}, {"repo": "web\n"}, {"sha": SHA + "\n"}, {"owner": "../octo"}]
+)
+def test_a_status_for_a_name_or_sha_not_matched_whole_is_refused(bad: dict[str, str]):
+    """Owner, repo and sha become the API URL's path: a trailing newline is not let through."""
+    with pytest.raises(ValidationError):
+        CommitStatusInput.model_validate(STATUS.model_dump() | bad)

@@ -29,7 +29,7 @@ from selfheal import search_attributes as sa
 from selfheal.config import Settings
 from selfheal.models import AdapterSpec, TaskInput
 from selfheal.plugins import SelfHealing
-from selfheal.review import MAX_BODY_BYTES, PRReviewResult
+from selfheal.review import MAX_BODY_BYTES, PRReviewResult, decide
 from starter.api import create_app
 from starter.scenarios.review import pull_request_event, signed_headers
 from starter.webhook import PATH, webhook_routes
@@ -227,6 +227,58 @@ async def test_malformed_json_and_unusable_payloads_are_400(api: str, http: http
         assert response.status_code == 400, (payload, response.text)
 
 
+async def test_a_trailing_newline_in_owner_repo_or_sha_is_400(
+    api: str, http: httpx.AsyncClient, local_env: WorkflowEnvironment
+):
+    """Names and shas are matched whole: ``$`` would let ``"app\\n"`` through into an id."""
+    head, name = sha(), repo()
+    cases = [
+        pull_request_event("opened", head, owner="octo\n", repo=name),
+        pull_request_event("opened", head, repo=name + "\n"),
+        pull_request_event("opened", head + "\n", repo=name),
+    ]
+    for payload in cases:
+        response = await deliver(http, api, payload)
+        assert response.status_code == 400, (payload["repository"], response.text)
+    assert not await exists(local_env.client, f"pr-octo-{name}-1-{head[:12]}")
+
+
+async def test_a_lone_surrogate_is_answered_and_the_pr_still_reviewed(
+    api: str, http: httpx.AsyncClient, local_env: WorkflowEnvironment
+):
+    """``"\\ud800"`` is valid JSON but not UTF-8: the ignored-action answer carries it, and a
+    PR title with it is reviewed (stored, started, its title with U+FFFD in its place)."""
+    body = json.dumps({"action": "clo\ud800sed", "pull_request": {}}).encode()
+    assert b"\\ud800" in body
+    ignored = await deliver(http, api, None, body=body)
+    assert ignored.status_code == 202, ignored.text
+    assert ignored.json()["action"] == "clo\ufffdsed" and ignored.json()["ignored"] is True
+    head, name = sha(), repo()
+    payload = pull_request_event("opened", head, repo=name, title="fix \ud800 the \udfff form")
+    response = await deliver(http, api, payload)
+    assert response.status_code == 201, response.text
+    result = await local_env.client.get_workflow_handle(
+        response.json()["workflow_id"], result_type=PRReviewResult
+    ).result()
+    assert result.state == "succeeded"
+    task = await local_env.client.get_workflow_handle(response.json()["task_workflow_id"]).query(
+        "status"
+    )
+    assert task["title"] == f"Review octo/{name}#1: fix \ufffd the \ufffd form"
+
+
+async def test_a_lone_surrogate_in_a_title_goes_through_the_outbox_too(
+    local_env: WorkflowEnvironment, hook_settings: Settings, http: httpx.AsyncClient
+):
+    settings = hook_settings.model_copy(update={"webhook_ack_budget": 0.0})
+    payload = pull_request_event("opened", sha(), repo=repo(), title="\ud800")
+    async with serving(create_app(settings, local_env.client)) as url:
+        response = await deliver(http, url + PATH, payload)
+        assert response.status_code == 202 and response.json()["queued"] is True, response.text
+        await wait_running(local_env.client, response.json()["workflow_id"])
+    await local_env.client.get_workflow_handle(response.json()["workflow_id"]).terminate("done")
+
+
 async def test_unsupported_events_and_actions_are_202_ignored_with_the_reason(
     api: str, http: httpx.AsyncClient, local_env: WorkflowEnvironment
 ):
@@ -382,23 +434,27 @@ async def test_without_a_configured_secret_every_delivery_is_refused(
     assert response.status_code == 401 and "SELFHEAL_GITHUB_SECRET" in response.json()["error"]
 
 
+# Any text JSON can carry, lone surrogates ("\\ud800") included: they are valid JSON escapes.
+_text = st.text(max_size=20) | st.builds(
+    str.__add__, st.text(max_size=6), st.text(st.characters(categories=["Cs"]), min_size=1)
+)
 _json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
-                                                                 max_size=4),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | _text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_text, inner, max_size=4),
     max_leaves=12,
-)  # fmt: skip
+)
 _header_text = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40).map(
     str.strip
 )
 _fields = st.sampled_from(["action", "number", "pull_request", "repository", "before"])
 _pr_fields = st.sampled_from(["number", "head", "draft", "title", "user", "base", "additions"])
+_pr_texts = st.sampled_from(["title", "html_url", "updated_at"])
 
 
 @st.composite
 def _payloads(draw: st.DrawFn) -> Any:
     """Arbitrary JSON, or a real pull_request payload with arbitrary values in its fields."""
-    if draw(st.booleans()):
+    if draw(st.integers(0, 2)) == 0:
         return draw(_json)
     action = draw(st.sampled_from(["opened", "synchronize", "reopened", "ready_for_review",
                                    "closed", "edited"]))  # fmt: skip
@@ -408,7 +464,25 @@ def _payloads(draw: st.DrawFn) -> Any:
     if isinstance(payload.get("pull_request"), dict):
         for field in draw(st.lists(_pr_fields, max_size=2)):
             payload["pull_request"][field] = draw(_json)
+        for field in draw(st.lists(_pr_texts, max_size=2)):  # still a review, with odd text
+            payload["pull_request"][field] = draw(_text)
+    if isinstance(payload.get("action"), str) and draw(st.booleans()):
+        payload["action"] += draw(_text)  # an action nobody reviews, and odd text in the answer
     return payload
+
+
+def _decision(headers: dict[str, str], body: bytes) -> str | None:
+    """What the rules say of a signed delivery (None: a 400), for the property test."""
+    if headers.get("Content-Type", "").split(";")[0].strip().lower() not in (
+        "",
+        "application/json",
+    ):
+        return None  # some other encoding: not judged here
+    event = headers.get("X-GitHub-Event", "").strip()
+    try:
+        return decide(event, json.loads(body)).action if event else None
+    except ValueError:
+        return None
 
 
 async def test_property_arbitrary_json_and_headers_never_5xx_never_unsigned_workflows(
@@ -417,6 +491,7 @@ async def test_property_arbitrary_json_and_headers_never_5xx_never_unsigned_work
     """No worker: whatever starts stays visible on this test's own task queue."""
     started_signed: set[str] = set()
     unsigned: list[int] = []
+    reviewed: list[str] = []
 
     def check(url: str) -> None:
         @hsettings(
@@ -426,8 +501,10 @@ async def test_property_arbitrary_json_and_headers_never_5xx_never_unsigned_work
         )
         @given(
             payload=_payloads(),
-            event=st.sampled_from(["pull_request", "ping", "issues", ""]) | _header_text,
-            signature=st.sampled_from(["valid", "none", "garbage", "sha1", "other"]),
+            event=st.one_of(
+                *[st.sampled_from(["pull_request"] * 3 + ["ping", "issues", ""])] * 3, _header_text
+            ),
+            signature=st.sampled_from(["valid"] * 4 + ["none", "garbage", "sha1", "other"]),
             garbage=_header_text,
             extra=st.dictionaries(
                 st.sampled_from(
@@ -453,8 +530,15 @@ async def test_property_arbitrary_json_and_headers_never_5xx_never_unsigned_work
             if signature != "valid":
                 assert response.status_code == 401
                 unsigned.append(response.status_code)
-            elif response.status_code == 201:
+                return
+            if response.status_code == 201:
                 started_signed.add(response.json()["workflow_id"])
+            expected = _decision(headers, body)
+            if expected == "review":  # review-worthy: started now, or an earlier duplicate
+                assert response.status_code in (200, 201), response.text
+                reviewed.append(response.json()["workflow_id"])
+            elif expected == "ignore":
+                assert response.status_code == 202 and response.json()["ignored"], response.text
 
         one()
 
@@ -462,6 +546,7 @@ async def test_property_arbitrary_json_and_headers_never_5xx_never_unsigned_work
     async with serving(app) as url:
         await asyncio.to_thread(check, url + PATH)
     assert unsigned, "hypothesis never tried an unsigned delivery"
+    assert reviewed, "hypothesis never tried a review-worthy delivery"
     query = f"TaskQueue = '{hook_settings.task_queue}'"
     for _ in range(50):  # visibility is eventually consistent
         found = {w.id async for w in local_env.client.list_workflows(query)}
