@@ -26,7 +26,7 @@ from starter.commits import (
 from starter.errors import UsageError
 
 BEGIN, END = "# >>> selfheal post-commit >>>", "# <<< selfheal post-commit <<<"
-_OK_STATES = frozenset({"passed", "reverted", "flaky", "skipped"})
+_OK_STATES = frozenset({"passed", "reverted", "inherited", "flaky", "skipped"})
 
 
 def register(sub: argparse._SubParsersAction) -> None:
