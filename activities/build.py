@@ -76,11 +76,13 @@ class Worktree:
         return carried
 
     def remove(self) -> None:
-        with contextlib.suppress(Exception):
+        try:
             quiet_git(self.repo).worktree("remove", "--force", str(self.path))
+        except Exception:  # then forget it the long way: delete it, and prune git's record
+            shutil.rmtree(self.root, ignore_errors=True)
+            with contextlib.suppress(Exception):
+                quiet_git(self.repo).worktree("prune")
         shutil.rmtree(self.root, ignore_errors=True)
-        with contextlib.suppress(Exception):
-            quiet_git(self.repo).worktree("prune")
 
 
 async def _run(command: str, cwd: Path, deadline: float, label: str) -> tuple[int | None, str]:
