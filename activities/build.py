@@ -21,6 +21,7 @@ import signal
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import git
 from temporalio import activity
@@ -140,7 +141,7 @@ async def run_build(input: BuildInput) -> BuildResult:
     started = time.monotonic()
     deadline = started + input.timeout
 
-    def result(code: int | None, output: str, phase: str, **extra: object) -> BuildResult:
+    def result(code: int | None, output: str, phase: str, **extra: Any) -> BuildResult:
         return BuildResult(
             sha=input.sha, label=input.label, ok=code == 0, exit_code=code, phase=phase,  # type: ignore[arg-type]
             duration=round(time.monotonic() - started, 3), tail=output[-_TAIL_CHARS:], **extra,

@@ -11,6 +11,7 @@ import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import git
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -122,7 +123,7 @@ def build_check(
     check_build_command(policy.build_command, commit)
     if policy.setup_command:
         check_build_command(policy.setup_command, commit)
-    extra = {"heartbeat_timeout": heartbeat_timeout} if heartbeat_timeout else {}
+    extra: dict[str, Any] = {"heartbeat_timeout": heartbeat_timeout} if heartbeat_timeout else {}
     return CommitCheck(
         repo_path=commit.repo_path,
         repo_name=commit.repo_name,
@@ -226,4 +227,5 @@ async def wait_for_guard(
             WorkflowExecutionStatus.COMPLETED,
         ):
             return await handle.result()
-        raise RuntimeError(f"guard {workflow_id} ended as {description.status.name.lower()}")
+        ended = description.status.name.lower() if description.status else "unknown"
+        raise RuntimeError(f"guard {workflow_id} ended as {ended}")

@@ -164,7 +164,7 @@ class CommitGuard:
             also = " even with the earlier culprits reverted" if parent.reverted else ""
             return await self._finish(
                 "parent-broken",
-                f"the parent {parent_sha[:12]} fails too{also}: not this commit's fault",
+                f"the parent {(parent_sha or '')[:12]} fails too{also}: not this commit's fault",
             )
 
         # The culprit: this commit breaks a green build.
