@@ -49,10 +49,12 @@ class Worktree:
     def __init__(self, repo_path: str, sha: str) -> None:
         self.repo = git_repo(repo_path)
         self.sha = sha
-        self.root = Path(tempfile.mkdtemp(prefix="selfheal-build-"))
-        self.path = self.root / "tree"
+        self.root: Path | None = None
+        self.path = Path()
 
     def create(self) -> Path:
+        self.root = Path(tempfile.mkdtemp(prefix="selfheal-build-"))
+        self.path = self.root / "tree"
         quiet_git(self.repo).worktree("add", "--detach", "--quiet", str(self.path), self.sha)
         # Installed packages are not in git: a build in a fresh worktree uses the checkout's.
         installed = Path(self.repo.working_tree_dir or "") / "node_modules"
@@ -60,10 +62,13 @@ class Worktree:
             (self.path / "node_modules").symlink_to(installed, target_is_directory=True)
         return self.path
 
-    def revert(self, culprits: list[str]) -> list[str]:
-        """Revert, newest first, the culprits this commit still carries; returns them (oldest
-        first). ``IsolationError`` when one does not revert cleanly here."""
-        carried = culprits_in(self.repo, self.sha, culprits)
+    def carried(self, culprits: list[str]) -> list[str]:
+        """The culprits this commit still carries (they need no worktree to be found)."""
+        return culprits_in(self.repo, self.sha, culprits)
+
+    def revert(self, carried: list[str]) -> None:
+        """Revert ``carried`` (oldest first) in the worktree, newest first. ``IsolationError``
+        when one does not revert cleanly here."""
         tree = git.Repo(self.path)
         for culprit in reversed(carried):
             merge = len(self.repo.commit(culprit).parents) > 1
@@ -74,9 +79,10 @@ class Worktree:
                     f"the earlier culprit {culprit[:12]} does not revert cleanly under "
                     f"{self.sha[:12]}"
                 ) from None
-        return carried
 
     def remove(self) -> None:
+        if self.root is None:
+            return
         try:
             quiet_git(self.repo).worktree("remove", "--force", str(self.path))
         except Exception:  # then forget it the long way: delete it, and prune git's record
@@ -148,19 +154,17 @@ async def run_build(input: BuildInput) -> BuildResult:
         )  # fmt: skip
 
     worktree = Worktree(input.repo_path, input.sha)
+    reverted = await asyncio.to_thread(worktree.carried, input.revert)
+    carried = await asyncio.to_thread(worktree.carried, input.carried_of)
     try:
         tree = await asyncio.to_thread(worktree.create)
-        reverted: list[str] = []
-        if input.revert:
+        if reverted:
             try:
-                reverted = await asyncio.to_thread(worktree.revert, input.revert)
+                await asyncio.to_thread(worktree.revert, reverted)
             except IsolationError as err:
                 return result(None, f"[selfheal: {err}]", "build", built=False,
-                              isolation_error=str(err))  # fmt: skip
-            if not reverted and input.only_if_reverting:
-                return result(None, "[selfheal: no earlier culprit to revert here]", "build",
-                              built=False)  # fmt: skip
-        extra = {"reverted": reverted}
+                              isolation_error=str(err), reverted=reverted)  # fmt: skip
+        extra = {"reverted": reverted, "carried": carried}
         activity.heartbeat(f"{input.label}: worktree of {input.sha[:12]} ready")
         steps = [("setup", input.setup_command), ("build", input.command)]
         for phase, command in steps:

@@ -146,20 +146,21 @@ def find_revert(repo: git.Repo, sha: str, tip: str) -> str | None:
     return None
 
 
-def undone_by(repo: git.Repo, sha: str, tip: str) -> bool:
-    """``sha`` is reverted somewhere after it up to ``tip``: by selfheal (its trailer) or by
-    ``git revert`` (its "This reverts commit <sha>" body)."""
-    return any(
-        revert_of(message) == sha or f"This reverts commit {sha}" in message
-        for _, message in _log(repo, f"{sha}..{tip}")
-    )
-
-
-def culprits_in(repo: git.Repo, sha: str, culprits: list[str]) -> list[str]:
-    """The culprits that ``sha`` still carries: its ancestors (or itself), not reverted since."""
+def culprits_in(repo: git.Repo, sha: str, culprits: list[str], depth: int = 5000) -> list[str]:
+    """The culprits that ``sha`` still carries: its ancestors (or itself) within ``depth``
+    commits, not reverted since by selfheal (its trailer) or by ``git revert`` (its "This
+    reverts commit <sha>" body). Two git commands, whatever the number of culprits."""
+    if not culprits:
+        return []
+    order = {h: i for i, h in enumerate(repo.git.rev_list(f"--max-count={depth}", sha).split())}
+    candidates = [k for k in dict.fromkeys(culprits) if k in order]
+    if not candidates:
+        return []
+    oldest = max(candidates, key=order.__getitem__)
+    messages = [m for _, m in _log(repo, f"{oldest}..{sha}")]
     return [
-        k for k in dict.fromkeys(culprits)
-        if is_ancestor(repo, k, sha) and not undone_by(repo, k, sha)
+        k for k in candidates
+        if not any(revert_of(m) == k or f"This reverts commit {k}" in m for m in messages)
     ]  # fmt: skip
 
 

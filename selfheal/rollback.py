@@ -211,7 +211,7 @@ class BuildInput(BaseModel):
     timeout: float = 900.0
     label: str = "build"
     revert: list[str] = Field(default_factory=list)  # culprits to revert first, where they apply
-    only_if_reverting: bool = False  # no culprit applies: report that, do not build
+    carried_of: list[str] = Field(default_factory=list)  # culprits to report, not revert
 
 
 class BuildResult(BaseModel):
@@ -225,7 +225,8 @@ class BuildResult(BaseModel):
     duration: float = 0.0
     tail: str = ""
     reverted: list[str] = Field(default_factory=list)  # the culprits reverted in this build's tree
-    built: bool = True  # False: not built (no culprit applied, or one would not revert cleanly)
+    carried: list[str] = Field(default_factory=list)  # of ``carried_of``, those this commit holds
+    built: bool = True  # False: not built (a culprit would not revert cleanly here)
     isolation_error: str | None = None
 
 

@@ -117,7 +117,7 @@ class CommitGuard:
             return await self._finish("skipped", f"{c.sha[:12]} is no longer on {c.branch}")
 
         self._describe(f"building {c.sha[:12]}")
-        first = await self._build(c.sha, "build")
+        first = await self._build(c.sha, "build", carried_of=self._culprits)
         if first.ok:
             return await self._finish("passed", "the build is green")
         if first.broken_setup:
@@ -126,22 +126,22 @@ class CommitGuard:
         self._failure = first.tail
 
         known = self._culprits
-        if known:
-            # Red, with culprits already found before it: is it red only because of them?
+        if first.carried:
+            # Red, and it carries culprits found before it: is it red only because of them?
             self._describe(f"build failed; building {c.sha[:12]} without the earlier culprits")
-            isolated = await self._build(c.sha, "isolated build", revert=known, only_if=True)
+            isolated = await self._build(c.sha, "isolated build", revert=first.carried)
             if isolated.broken_setup:
                 return await self._finish("setup-broken", self._setup_reason(isolated))
             if isolated.isolation_error:
                 known = []  # cannot judge it apart from them: judged as it is
-            elif isolated.built and isolated.ok:
+            elif isolated.ok:
                 s.culprits = isolated.reverted
                 names = ", ".join(k[:12] for k in isolated.reverted)
                 return await self._finish(
                     "inherited", f"red only because of the earlier culprit(s) {names}: "
                     "it builds green with them reverted",
                 )  # fmt: skip
-            elif isolated.built:
+            else:
                 self._failure = isolated.tail
 
         # Confirm before blaming: the same build again, and the parent's, side by side.
@@ -245,15 +245,16 @@ class CommitGuard:
             ][-20:]
 
     async def _build(
-        self, sha: str, label: str, revert: list[str] | None = None, only_if: bool = False
-    ) -> BuildResult:
+        self, sha: str, label: str, revert: list[str] | None = None,
+        carried_of: list[str] | None = None,
+    ) -> BuildResult:  # fmt: skip
         c = self._check
         result = await workflow.execute_activity(
             CommitActivities.BUILD,
             BuildInput(
                 repo_path=c.repo_path, sha=sha, command=c.policy.build_command,
                 setup_command=c.policy.setup_command, timeout=c.policy.build_timeout, label=label,
-                revert=revert or [], only_if_reverting=only_if,
+                revert=revert or [], carried_of=carried_of or [],
             ),
             result_type=BuildResult,
             start_to_close_timeout=timedelta(seconds=c.policy.build_timeout + 120),

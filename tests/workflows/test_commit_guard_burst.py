@@ -141,3 +141,23 @@ async def test_a_red_tip_after_a_revert_has_the_later_commits_guarded_next(
     assert [s.state for s in later] == ["inherited", "reverted", "inherited"]
     assert all(s.escalation_id is None for s in [first, *later])
     assert [len(reverts_of(repo, s)) for s in (shas[1], shas[3])] == [1, 1] and builds_green(repo)
+
+
+def test_a_commit_carries_the_culprits_before_it_until_they_are_reverted(tmp_path: Path):
+    """What an isolated build reverts: the culprits that are ancestors of the commit and have
+    no revert (selfheal's trailer or ``git revert``'s body) between them and the commit."""
+    from activities.git import culprits_in, git_repo
+
+    repo = make_repo(tmp_path / "carry")
+    k1 = commit_racing(repo, "k1", {"mod1.txt": "BROKEN\n"})
+    k2 = commit_racing(repo, "k2", {"mod2.txt": "BROKEN\n"})
+    after = commit_racing(repo, "after", {"mod3.txt": "ok\n"})
+    git(repo, "revert", "--no-edit", k1)
+    reverted = log(repo)[0]
+    later = commit_racing(repo, "later", {"mod4.txt": "ok\n"})
+    handle = git_repo(repo)
+    assert culprits_in(handle, after, [k1, k2]) == [k1, k2]
+    assert culprits_in(handle, k1, [k1, k2]) == [k1]  # a commit carries itself, not later ones
+    assert culprits_in(handle, reverted, [k1, k2]) == [k2]
+    assert culprits_in(handle, later, [k2, k1, k2]) == [k2]
+    assert culprits_in(handle, later, []) == []
