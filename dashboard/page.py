@@ -15,7 +15,7 @@ def pct(value: float | None) -> str:
 def dur(seconds: float | None) -> str:
     if seconds is None:
         return "—"
-    if seconds < 90:
+    if seconds < 120:
         return f"{seconds:.0f}s"
     if seconds < 5400:
         return f"{seconds / 60:.0f}m"
