@@ -34,7 +34,7 @@ from dashboard.document import (
     Window,
 )
 from dashboard.rollup import Rollup, at, epoch
-from dashboard.schema import uptime_samples
+from activities.health_schema import uptime_samples
 
 RECENT_INCIDENTS = 50
 OPEN_STATUSES = ("open", "acknowledged")

@@ -29,7 +29,7 @@ from dashboard.document import (
     Workers,
 )
 from dashboard.queries import HealthQueries, LedgerFigures, LedgerTotals, OpenIncident
-from dashboard.schema import ensure_schema
+from activities.health_schema import ensure_schema
 from selfheal import search_attributes as sa_keys
 from selfheal.config import Settings
 
@@ -80,6 +80,7 @@ class HealthService:
         self.engine = make_engine(settings.ledger_url)
         self.queries = HealthQueries(self.engine)
         self._schema_ready = False
+        self.no_client_reason = "no Temporal client"
 
     @property
     def agents(self) -> list[str]:
@@ -112,7 +113,7 @@ class HealthService:
     async def workers(self) -> Workers:
         workers = Workers(task_queue=self.settings.task_queue)
         if self.client is None:
-            workers.error = "no Temporal client"
+            workers.error = self.no_client_reason
             return workers
         now = datetime.now(UTC)
         try:

@@ -19,6 +19,7 @@ from activities.agents import AgentActivities
 from activities.build import build
 from activities.git import GitActivities
 from activities.github import GitHubActivities
+from activities.health import HealthActivities
 from activities.ledger import CommitGuardLedgerActivities, Ledger, LedgerActivities
 from activities.notify import NotifyActivities
 from activities.review import ReviewActivities
@@ -27,6 +28,7 @@ from workflows.agent_task import AgentTask
 from workflows.commit_guard import CommitGuard
 from workflows.commit_queue import CommitQueue
 from workflows.escalation import Escalation
+from workflows.health_probe import HealthProbe
 from workflows.pr_review import PRReview
 
 _HEARTBEAT_THROTTLE = timedelta(seconds=5)
@@ -87,6 +89,16 @@ def rollback(settings: Settings, ledger: Ledger) -> CapabilityPlugin:
     return CapabilityPlugin("selfheal.Rollback", [CommitGuard, CommitQueue], make)
 
 
+def health(settings: Settings, ledger: Ledger) -> CapabilityPlugin:
+    """M2.6: HealthProbe, which the schedule ``selfheal-health-probe`` runs every minute."""
+
+    def make(client: Client) -> Sequence[Callable[..., Any]]:
+        probe = HealthActivities(settings, ledger)
+        return [probe.probe_agents, probe.record_samples]
+
+    return CapabilityPlugin("selfheal.Health", [HealthProbe], make)
+
+
 class SelfHealing(SimplePlugin):
     """Every selfheal capability in one plugin."""
 
@@ -103,6 +115,7 @@ class SelfHealing(SimplePlugin):
             blocker_detection(self.settings, self.ledger),
             pr_review(self.settings, self.ledger),
             rollback(self.settings, self.ledger),
+            health(self.settings, self.ledger),
         ])  # fmt: skip
 
     def configure_client(self, config: ClientConfig) -> ClientConfig:

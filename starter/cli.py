@@ -10,13 +10,29 @@ from typing import Any, NoReturn
 from activities.ledger import LedgerError
 from selfheal.config import ConfigError
 from selfheal.durations import DurationError
-from starter import commands_commit, commands_db, commands_pr, commands_run, commands_task
+from starter import (
+    commands_commit,
+    commands_db,
+    commands_pr,
+    commands_run,
+    commands_status,
+    commands_task,
+    schedules,
+)
 from starter.client import UnreachableError
 from starter.devserver import DevServerError
 from starter.errors import UsageError
 
 # Each command group registers its subcommands; its handlers are coroutines taking the args.
-COMMAND_GROUPS = [commands_run, commands_task, commands_commit, commands_pr, commands_db]
+COMMAND_GROUPS = [
+    commands_run,
+    commands_task,
+    commands_commit,
+    commands_pr,
+    commands_db,
+    commands_status,
+    schedules,
+]
 
 
 class _Parser(argparse.ArgumentParser):

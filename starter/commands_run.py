@@ -9,6 +9,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from selfheal.config import Settings, load_settings
@@ -17,6 +18,7 @@ from starter import stack
 from starter.api import create_app, make_server
 from starter.client import connect
 from starter.devserver import DevServer, free_port, port_is_free
+from starter.schedules import apply_schedules
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,6 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     demo.set_defaults(handler=run_demo)
 
     worker = sub.add_parser("worker", help="a selfheal worker alone (TEMPORAL_ADDRESS, ...)")
+    worker.add_argument(
+        "--metrics-port", type=int, help="serve the Temporal SDK's Prometheus metrics on this port"
+    )
+    worker.add_argument("--metrics-host", default="127.0.0.1", help="default: 127.0.0.1")
     worker.set_defaults(handler=run_worker)
 
     api = sub.add_parser("api", help="the webhook + dashboard server alone")
@@ -70,11 +76,13 @@ async def run_dev(args: argparse.Namespace) -> int:
     async with DevServer(settings.data_dir, args.port, args.ui_port) as server:
         client = await connect(target_host=server.address, namespace="default")
         worker = Worker(client, task_queue=settings.task_queue, plugins=[SelfHealing(settings)])
-        api = make_server(create_app(settings, client), port=args.api_port)
+        api = make_server(create_app(settings, client, ui_url=server.ui_url), port=args.api_port)
+        await apply_schedules(client, settings)
         api_url = f"http://127.0.0.1:{args.api_port}"
         print(f"Temporal  {server.address}  (namespace default, data {settings.data_dir})")
         print(f"Web UI    {server.ui_url}")
         print(f"API       {api_url}  (GET /healthz)")
+        print(f"Health    {api_url}/  (schedule selfheal-health-probe)")
         print(f"Worker    task queue {settings.task_queue}.  Ctrl-C stops all.", flush=True)
         # `pr replay` (and anything else that talks to the API) finds this stack's port here.
         with stack.announced(
@@ -84,20 +92,35 @@ async def run_dev(args: argparse.Namespace) -> int:
     return 0
 
 
+def metrics_runtime(host: str, port: int) -> Runtime:
+    """A runtime whose SDK metrics (temporal_*) are served for Prometheus at host:port."""
+    if not 0 < port < 65536:
+        raise ValueError(f"--metrics-port must be 1-65535, got {port}")
+    if not port_is_free(port, host):
+        raise ValueError(f"--metrics-port {port} is in use on {host}")
+    prometheus = PrometheusConfig(bind_address=f"{host}:{port}")
+    return Runtime(telemetry=TelemetryConfig(metrics=prometheus))
+
+
 async def run_worker(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    client = await connect()
+    overrides: dict[str, Any] = {}
+    if args.metrics_port is not None:
+        overrides["runtime"] = metrics_runtime(args.metrics_host, args.metrics_port)
+    client = await connect(**overrides)
     worker = Worker(client, task_queue=settings.task_queue, plugins=[SelfHealing(settings)])
     print(f"selfheal worker on task queue {settings.task_queue}", flush=True)
+    if args.metrics_port is not None:
+        print(f"SDK metrics on http://{args.metrics_host}:{args.metrics_port}/metrics", flush=True)
     await worker.run()
     return 0
 
 
 async def run_api(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    client = await connect()
-    print(f"selfheal API on http://{args.host}:{args.port}", flush=True)
-    await make_server(create_app(settings, client), host=args.host, port=args.port).serve()
+    app = create_app(settings, await connect(), host=args.host)
+    print(f"selfheal API on http://{args.host}:{args.port}  (health page at /)", flush=True)
+    await make_server(app, host=args.host, port=args.port).serve()
     return 0
 
 

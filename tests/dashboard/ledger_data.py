@@ -15,7 +15,7 @@ from activities.ledger import (
     review_outbox,
     tasks,
 )
-from dashboard.schema import ensure_schema, uptime_samples
+from activities.health_schema import ensure_schema, uptime_samples
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 HOSTILE = "<script>alert('pwned')</script> & <b>bold</b>"

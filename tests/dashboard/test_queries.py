@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from activities.ledger import attempts, metadata
 from dashboard.queries import HealthQueries
-from dashboard.schema import uptime_samples
+from activities.health_schema import uptime_samples
 from tests.dashboard.ledger_data import HOSTILE, NOW, ago, fill
 
 TEAM = ["SAM", "ALEX", "LEO", "QUINN", "MAX"]

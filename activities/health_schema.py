@@ -1,4 +1,4 @@
-"""The ledger pieces the health dashboard adds: uptime samples and the indexes its queries use.
+"""The ledger pieces of health (M2.6): uptime samples and the indexes the dashboard reads by.
 
 Every query of ``dashboard.queries`` reads a time range or a small "open now" set through one of
 these indexes, so the figures stay fast at a million attempts.

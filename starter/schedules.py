@@ -1,0 +1,87 @@
+"""The Temporal Schedules selfheal runs, and ``selfheal schedules apply`` (create or update).
+
+``SCHEDULES`` holds one function per schedule, ``(settings) -> (schedule id, Schedule)``;
+``apply_schedules`` creates each, or updates it in place when it exists. ``selfheal dev`` applies
+them at start."""
+
+import argparse
+from collections.abc import Callable
+from datetime import timedelta
+
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
+
+from selfheal.config import Settings, load_settings
+from selfheal.health import HealthProbeInput
+from starter.client import connect
+from workflows.health_probe import HealthProbe
+
+HEALTH_PROBE_ID = "selfheal-health-probe"
+HEALTH_PROBE_EVERY = 60.0  # seconds, divided by the time scale
+
+
+def health_probe_schedule(settings: Settings) -> tuple[str, Schedule]:
+    every = HEALTH_PROBE_EVERY / settings.time_scale
+    timeout = min(5.0, max(0.5, every / 2))
+    return HEALTH_PROBE_ID, Schedule(
+        action=ScheduleActionStartWorkflow(
+            HealthProbe.run,
+            HealthProbeInput(timeout=timeout),
+            id=HEALTH_PROBE_ID,
+            task_queue=settings.task_queue,
+            # a probe that cannot finish gives way to the next one
+            execution_timeout=timedelta(seconds=max(every * 3, timeout + 30)),
+            static_summary="sample every agent's availability (uptime)",
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=every))]),
+        policy=SchedulePolicy(
+            overlap=ScheduleOverlapPolicy.SKIP, catchup_window=timedelta(seconds=max(every, 60))
+        ),
+    )
+
+
+SCHEDULES: tuple[Callable[[Settings], tuple[str, Schedule]], ...] = (health_probe_schedule,)
+
+
+async def apply_schedules(client: Client, settings: Settings) -> list[str]:
+    """Create or update every schedule; returns their ids."""
+    applied = []
+    for make in SCHEDULES:
+        schedule_id, schedule = make(settings)
+        try:
+            await client.create_schedule(schedule_id, schedule)
+        except ScheduleAlreadyRunningError:
+
+            def replace(_: ScheduleUpdateInput, schedule: Schedule = schedule) -> ScheduleUpdate:
+                return ScheduleUpdate(schedule=schedule)
+
+            await client.get_schedule_handle(schedule_id).update(replace)
+        applied.append(schedule_id)
+    return applied
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    schedules = sub.add_parser("schedules", help="the Temporal Schedules selfheal runs")
+    verbs = schedules.add_subparsers(
+        dest="schedules_command", required=True, parser_class=type(schedules)
+    )
+    apply = verbs.add_parser("apply", help="create or update the schedules (health probe, ...)")
+    apply.set_defaults(handler=run_apply)
+
+
+async def run_apply(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    client = await connect()
+    for schedule_id in await apply_schedules(client, settings):
+        print(f"applied schedule {schedule_id}")
+    return 0
