@@ -6,6 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from activities.health_schema import ensure_schema, uptime_samples
 from activities.ledger import (
     Ledger,
     attempts,
@@ -15,7 +16,6 @@ from activities.ledger import (
     review_outbox,
     tasks,
 )
-from activities.health_schema import ensure_schema, uptime_samples
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 HOSTILE = "<script>alert('pwned')</script> & <b>bold</b>"

@@ -30,18 +30,35 @@ def postgres_cluster() -> Iterator[str]:
     data, port = root / "data", free_port()
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
-    subprocess.run(_as_postgres([str(BIN / "initdb"), "-D", str(data), "-A", "trust",
-                                 "-U", "postgres", "--no-sync"]),
-                   check=True, capture_output=True)  # fmt: skip
     subprocess.run(
-        _as_postgres([str(BIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "log"),
-                      "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off",
-                      "start"]),
-        check=True, capture_output=True,
-    )  # fmt: skip
+        _as_postgres(
+            [str(BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"]
+        ),
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        _as_postgres(
+            [
+                str(BIN / "pg_ctl"),
+                "-D",
+                str(data),
+                "-w",
+                "-l",
+                str(root / "log"),
+                "-o",
+                f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off",
+                "start",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run(_as_postgres([str(BIN / "pg_ctl"), "-D", str(data), "-m", "immediate",
-                                     "stop"]), capture_output=True)  # fmt: skip
+        subprocess.run(
+            _as_postgres([str(BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+            capture_output=True,
+        )
         shutil.rmtree(root, ignore_errors=True)

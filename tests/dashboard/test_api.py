@@ -67,10 +67,15 @@ async def test_metrics_parse_and_carry_no_task_ids(api: str) -> None:
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/plain")
     families = {f.name: f for f in text_string_to_metric_families(answer.text)}
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for f in families.values() for s in f.samples}  # fmt: skip
-    key = ("selfheal_attempts_total", (("agent", "SAM"), ("error_kind", "none"),
-                                       ("outcome", "succeeded")))  # fmt: skip
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in families.values()
+        for s in f.samples
+    }
+    key = (
+        "selfheal_attempts_total",
+        (("agent", "SAM"), ("error_kind", "none"), ("outcome", "succeeded")),
+    )
     assert samples[key] == 117
     assert samples[("selfheal_tasks_total", (("state", "failed"),))] == 2
     assert samples[("selfheal_incidents_open", (("kind", "blocked"),))] == 1

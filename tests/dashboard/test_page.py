@@ -54,9 +54,16 @@ async def test_a_task_marked_blocked_shows_within_two_seconds(
     title = f"wire the <billing> API {uuid.uuid4().hex[:6]}"
     worker = Worker(client, task_queue=settings.task_queue, plugins=[SelfHealing(settings)])
     async with worker, serving(create_app(settings, client)) as url, chromium() as browser:
-        handle = await start_task(client, settings, build_task_input(
-            settings, agent="ALEX", title=title, adapter=AdapterSpec(kind="sim", sim="hang"),
-        ))  # fmt: skip
+        handle = await start_task(
+            client,
+            settings,
+            build_task_input(
+                settings,
+                agent="ALEX",
+                title=title,
+                adapter=AdapterSpec(kind="sim", sim="hang"),
+            ),
+        )
         page = await browser.new_page()
         await page.goto(url)
         alex = page.locator('[data-agent="ALEX"] [data-testid=current]')

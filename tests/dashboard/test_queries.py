@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from activities.health_schema import uptime_samples
 from activities.ledger import attempts, metadata
 from dashboard.queries import HealthQueries
-from activities.health_schema import uptime_samples
 from tests.dashboard.ledger_data import HOSTILE, NOW, ago, fill
 
 TEAM = ["SAM", "ALEX", "LEO", "QUINN", "MAX"]
@@ -157,15 +157,33 @@ def test_rows_written_after_the_rollups_filled_are_counted(fresh: HealthQueries)
     queries = fresh
     assert by_agent(queries, "7d")["QUINN"][0] == 0
     with queries.engine.begin() as conn:
-        conn.execute(attempts.insert(), [
-            {"workflow_id": "task-late", "n": 1, "agent": "QUINN", "strategy": "initial",
-             "outcome": "failed", "error_kind": "task", "started_at": ago(minutes=2),
-             "ended_at": ago(minutes=1)},
-        ])  # fmt: skip
-        conn.execute(uptime_samples.insert(), [
-            {"agent": "QUINN", "at": NOW - timedelta(seconds=30), "available": False,
-             "held": False, "detail": "down"},
-        ])  # fmt: skip
+        conn.execute(
+            attempts.insert(),
+            [
+                {
+                    "workflow_id": "task-late",
+                    "n": 1,
+                    "agent": "QUINN",
+                    "strategy": "initial",
+                    "outcome": "failed",
+                    "error_kind": "task",
+                    "started_at": ago(minutes=2),
+                    "ended_at": ago(minutes=1),
+                },
+            ],
+        )
+        conn.execute(
+            uptime_samples.insert(),
+            [
+                {
+                    "agent": "QUINN",
+                    "at": NOW - timedelta(seconds=30),
+                    "available": False,
+                    "held": False,
+                    "detail": "down",
+                },
+            ],
+        )
     assert by_agent(queries, "7d")["QUINN"] == (1, 1, {"task": 1}, 1, 0, False)
     assert queries.totals(TEAM, NOW).attempts[("QUINN", "failed", "task")] == 1
 
@@ -177,8 +195,11 @@ def test_marker_moves_when_a_task_is_blocked(fresh: HealthQueries) -> None:
     before = queries.marker()
     assert queries.marker() == before
     with queries.engine.begin() as conn:
-        conn.execute(incidents.update().where(incidents.c.key == "task-leo-1#1")
-                     .values(status="acknowledged"))  # fmt: skip
+        conn.execute(
+            incidents.update()
+            .where(incidents.c.key == "task-leo-1#1")
+            .values(status="acknowledged")
+        )
     assert queries.marker() != before
 
 
