@@ -3,7 +3,7 @@ PY := $(VENV)/bin/python
 SELFHEAL := $(VENV)/bin/selfheal
 STAMP := $(VENV)/.installed
 
-.PHONY: install lock demo dev test lint bench clean
+.PHONY: install lock demo dev test test-browser lint bench clean
 
 # constraints.txt pins every package (the tools too), so a fresh clone installs what this one did.
 $(STAMP): pyproject.toml constraints.txt
@@ -31,7 +31,10 @@ demo: $(STAMP)
 dev: $(STAMP)
 	$(SELFHEAL) dev
 
-test: $(STAMP)
+test-browser:
+	@[ -x /usr/bin/chromium ] || sh scripts/install-test-browser.sh
+
+test: $(STAMP) test-browser
 	bash .ci/ensure-postgres
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
@@ -46,6 +49,7 @@ bench: $(STAMP)
 	$(PY) bench/webhook.py
 	$(PY) bench/rollback.py
 	$(PY) bench/stuck_detection.py
+	$(PY) bench/dashboard.py
 
 clean:
 	rm -rf $(VENV) .selfheal .pytest_cache
