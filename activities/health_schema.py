@@ -39,7 +39,6 @@ INDEXES = (
         attempts.c.outcome,
         attempts.c.error_kind,
     ),
-    sa.Index("ix_tasks_state", tasks.c.state),
     sa.Index(
         "ix_tasks_updated_at", tasks.c.updated_at, tasks.c.state, tasks.c.agent, tasks.c.attempts
     ),

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from activities.health_schema import uptime_samples
 from activities.ledger import (
     attempts,
     commit_guards,
@@ -34,7 +35,6 @@ from dashboard.document import (
     Window,
 )
 from dashboard.rollup import Rollup, at, epoch
-from activities.health_schema import uptime_samples
 
 RECENT_INCIDENTS = 50
 OPEN_STATUSES = ("open", "acknowledged")
@@ -207,25 +207,34 @@ class HealthQueries:
         figures: dict[str, AgentFigures],
     ) -> list[TrendPoint]:
         edges = [start, *range((start // width + 1) * width, end, width)]
-        points = [TrendPoint(start=at(e)) for e in edges]
-        per_agent = {name: [TrendPoint(start=at(e)) for e in edges] for name in figures}
-        series = self.attempts.series(conn, start, end, width, clock)
-        for i, counts in enumerate(series):
+        # [attempts, failed, samples, up samples, incidents] per bucket, for all and per agent
+        total = [[0, 0, 0, 0, 0] for _ in edges]
+        per_agent = {name: [[0, 0, 0, 0, 0] for _ in edges] for name in figures}
+        none: list[list[int]] = [[0, 0, 0, 0, 0] for _ in edges]
+        for i, counts in enumerate(self.attempts.series(conn, start, end, width, clock)):
             for (agent, outcome, _kind), n in counts.items():
-                for p in (points[i], *([per_agent[agent][i]] if agent in per_agent else [])):
-                    p.attempts += n
-                    p.failed += n if outcome == "failed" else 0
+                failed = n if outcome == "failed" else 0
+                for row in (total[i], per_agent.get(agent, none)[i]):
+                    row[0] += n
+                    row[1] += failed
         for i, counts in enumerate(self.samples.series(conn, start, end, width, clock)):
             for (agent, available, held), n in counts.items():
                 up = n if (available and not held) else 0
-                for p in (points[i], *([per_agent[agent][i]] if agent in per_agent else [])):
-                    p.samples += n
-                    p.up_samples += up
+                for row in (total[i], per_agent.get(agent, none)[i]):
+                    row[2] += n
+                    row[3] += up
         for i, counts in enumerate(self.opened.series(conn, start, end, width, clock)):
-            points[i].incidents = sum(counts.values())
+            total[i][4] = sum(counts.values())
+
+        def points(rows: list[list[int]]) -> list[TrendPoint]:
+            return [
+                TrendPoint(start=at(e), attempts=a, failed=f, samples=s, up_samples=u, incidents=c)
+                for e, (a, f, s, u, c) in zip(edges, rows, strict=True)
+            ]
+
         for name, f in figures.items():
-            f.trend = per_agent[name]
-        return points
+            f.trend = points(per_agent[name])
+        return points(total)
 
     def _recent_incidents(self, conn: Connection, now: datetime) -> list[IncidentRow]:
         i = incidents.c

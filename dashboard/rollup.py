@@ -52,6 +52,9 @@ class Rollup:
     ) -> None:
         self.column, self.keys, self.where, self.settle = column, list(keys), where, settle
         self._hours: dict[int, Counter[Key]] = {}
+        # sums of closed hours by their first hour: (last hour summed, the sum); a window that
+        # moves on by an hour adds that hour instead of summing them all again
+        self._sums: dict[int, tuple[int, Counter[Key]]] = {}
         self._lock = threading.Lock()
 
     def _select(self, *columns: ColumnElement, start: int, end: int) -> sa.Select:
@@ -90,10 +93,21 @@ class Rollup:
         if missing:
             self._fill(conn, missing[0], missing[-1])
         total = self.live(conn, start, first * HOUR) + self.live(conn, (last + 1) * HOUR, end)
-        with self._lock:
-            for h in range(first, last + 1):
-                total.update(self._hours[h])
+        total.update(self._closed_sum(first, last))
         return total
+
+    def _closed_sum(self, first: int, last: int) -> Counter[Key]:
+        with self._lock:
+            done, summed = self._sums.get(first, (first - 1, Counter()))
+            if done > last:
+                done, summed = first - 1, Counter()
+            summed = summed.copy()
+            for h in range(done + 1, last + 1):
+                summed.update(self._hours[h])
+            if len(self._sums) > 256:
+                self._sums.clear()
+            self._sums[first] = (last, summed)
+            return summed
 
     def series(
         self, conn: Connection, start: int, end: int, width: int, now: float | None = None

@@ -19,6 +19,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
+from activities.health_schema import ensure_schema
 from activities.ledger import tasks
 from dashboard.document import (
     WINDOWS,
@@ -29,7 +30,6 @@ from dashboard.document import (
     Workers,
 )
 from dashboard.queries import HealthQueries, LedgerFigures, LedgerTotals, OpenIncident
-from activities.health_schema import ensure_schema
 from selfheal import search_attributes as sa_keys
 from selfheal.config import Settings
 
