@@ -2,6 +2,8 @@
 ``/metrics`` parsed with prometheus_client's parser, ``/openapi.json``, and the bearer-token
 rule off loopback (401, nothing leaked)."""
 
+import json
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +19,7 @@ from starter.api import create_app
 from starter.devserver import free_port
 from tests.dashboard.ledger_data import HOSTILE, fill
 from tests.servers import serving
+from tests.workers import ROOT
 
 TOKEN = "s3cret-token-for-tests"
 
@@ -89,6 +92,12 @@ async def test_metrics_parse_and_carry_no_task_ids(api: str) -> None:
     assert families["selfheal_revert_seconds"].type == "histogram"
     labels = {v for f in families.values() for s in f.samples for v in s.labels.values()}
     assert not any(v.startswith("task-") for v in labels)
+    # every selfheal_* series the Grafana dashboard charts is one we export
+    grafana = (ROOT / "docs" / "grafana" / "selfheal.json").read_text()
+    exprs = [t["expr"] for p in json.loads(grafana)["panels"] for t in p.get("targets", [])]
+    charted = set(re.findall(r"selfheal_[a-z0-9_]+", " ".join(exprs)))
+    exported = {s.name for f in families.values() for s in f.samples}
+    assert charted and charted <= exported, charted - exported
 
 
 async def test_openapi_describes_the_health_document(api: str) -> None:
