@@ -4,6 +4,8 @@ Every query of ``dashboard.queries`` reads a time range or a small "open now" se
 these indexes, so the figures stay fast at a million attempts.
 """
 
+import contextlib
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
@@ -53,8 +55,11 @@ INDEXES = (
 
 
 def ensure_schema(engine: Engine) -> None:
-    """Create the uptime table and the indexes where missing (several processes may race)."""
-    for item in (uptime_samples, *INDEXES):
+    """Create whatever of the ledger is missing: a new ledger whole, an older one gets the
+    uptime table and the indexes (several processes may race; the loser finds them there)."""
+    with contextlib.suppress(DBAPIError):  # another process won the race: checked below
+        metadata.create_all(engine)
+    for item in (*metadata.sorted_tables, *INDEXES):
         try:
             item.create(engine, checkfirst=True)
         except DBAPIError:
