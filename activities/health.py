@@ -13,17 +13,11 @@ import shutil
 import time
 
 import httpx
-import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from temporalio import activity
 
-from activities.health_schema import ensure_schema, uptime_samples
-from activities.ledger import Ledger, incidents
+from activities.ledger import Ledger
 from selfheal.config import AgentConfig, Settings
 from selfheal.health import AgentSample, ProbeRequest, ProbeResult, ProbeSummary, SampleBatch
-
-HELD_KINDS = ("stuck", "blocked")
-OPEN = ("open", "acknowledged")
 
 
 async def probe_agent(name: str, agent: AgentConfig, timeout: float) -> AgentSample:
@@ -62,7 +56,6 @@ async def probe_agent(name: str, agent: AgentConfig, timeout: float) -> AgentSam
 class HealthActivities:
     def __init__(self, settings: Settings, ledger: Ledger) -> None:
         self.settings, self.ledger = settings, ledger
-        self._schema_ready = False
 
     @activity.defn(name="health.probe_agents")
     async def probe_agents(self, request: ProbeRequest) -> ProbeResult:
@@ -76,27 +69,12 @@ class HealthActivities:
         return await asyncio.to_thread(self._record, batch)
 
     def _record(self, batch: SampleBatch) -> ProbeSummary:
-        engine = self.ledger.engine
-        if not self._schema_ready:
-            ensure_schema(engine)
-            self._schema_ready = True
-        insert = (sqlite if engine.dialect.name == "sqlite" else postgresql).insert
-        with engine.begin() as conn:
-            held = {
-                agent
-                for (agent,) in conn.execute(
-                    sa.select(incidents.c.agent).where(
-                        incidents.c.status.in_(OPEN), incidents.c.kind.in_(HELD_KINDS)
-                    )
-                )
-            }
-            rows = [
-                {"agent": s.agent, "at": batch.at, "available": s.available,
-                 "held": s.agent in held, "detail": s.detail[:500], "latency_ms": s.latency_ms}
-                for s in batch.samples
-            ]  # fmt: skip
-            if rows:
-                conn.execute(insert(uptime_samples).values(rows).on_conflict_do_nothing())
+        rows = [
+            {"agent": s.agent, "available": s.available, "detail": s.detail[:500],
+             "latency_ms": s.latency_ms}
+            for s in batch.samples
+        ]  # fmt: skip
+        held = self.ledger.record_uptime_samples(batch.at, rows)
         return ProbeSummary(
             at=batch.at,
             up=[s.agent for s in batch.samples if s.available and s.agent not in held],

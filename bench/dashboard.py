@@ -39,14 +39,12 @@ from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
-from activities.health_schema import ensure_schema  # noqa: E402
 from activities.ledger import Ledger, incidents  # noqa: E402
 from selfheal import search_attributes as sa_keys  # noqa: E402
 from selfheal.config import Settings  # noqa: E402
 from selfheal.plugins import SelfHealing  # noqa: E402
 from starter.devserver import free_port  # noqa: E402
-from tests.dashboard.postgres import available as postgres_available  # noqa: E402
-from tests.dashboard.postgres import postgres_cluster  # noqa: E402
+from tests.postgres import PostgresCluster, find_bindir  # noqa: E402
 
 DAY = 86400
 AGENTS = ("SAM", "ALEX", "LEO", "QUINN", "MAX")
@@ -149,7 +147,6 @@ def fill(url: str, n_attempts: int) -> float:
             if ledger.engine.dialect.name == "postgresql":
                 statement = statement.replace("%", "%%")  # psycopg's placeholders
             conn.exec_driver_sql(statement)
-    ensure_schema(ledger.engine)
     if ledger.engine.dialect.name == "postgresql":
         with ledger.engine.connect() as conn:
             conn.exec_driver_sql("ANALYZE")  # what autovacuum does after a bulk load
@@ -303,9 +300,9 @@ async def main() -> int:
     held = []
     with tempfile.TemporaryDirectory() as tmp:
         held.append(await run_one("SQLite", f"sqlite:///{tmp}/ledger.db", args))
-    if postgres_available() and not args.no_postgres:
-        with postgres_cluster() as url:
-            held.append(await run_one("PostgreSQL 15", url, args))
+    if find_bindir() is not None and not args.no_postgres:
+        with PostgresCluster.start() as cluster:
+            held.append(await run_one("PostgreSQL", cluster.new_database(), args))
     else:
         print("\n(PostgreSQL binaries not found: SQLite only)")
     return 0 if all(held) else 1

@@ -15,8 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from activities.health_schema import uptime_samples
 from activities.ledger import (
+    Ledger,
     attempts,
     commit_guards,
     incidents,
@@ -24,6 +24,7 @@ from activities.ledger import (
     review_outbox,
     tasks,
 )
+from activities.ledger.schema import uptime_samples
 from dashboard.document import (
     ESCALATION_STEPS,
     WINDOWS,
@@ -105,8 +106,11 @@ class LedgerTotals:
 
 
 class HealthQueries:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    """Over a ledger's engine; give it the ``Ledger`` store (opened, so migrated, on first use)
+    or an engine."""
+
+    def __init__(self, ledger: Ledger | Engine) -> None:
+        self._ledger = ledger
         self.attempts = Rollup(
             attempts.c.ended_at, [attempts.c.agent, attempts.c.outcome, attempts.c.error_kind]
         )
@@ -121,6 +125,10 @@ class HealthQueries:
         )
         self.opened = Rollup(incidents.c.opened_at, [incidents.c.kind])
         self.ceo = Rollup(notifications.c.at, [], where=notifications.c.target == "ceo")
+
+    @property
+    def engine(self) -> Engine:
+        return self._ledger if isinstance(self._ledger, Engine) else self._ledger.engine
 
     # -- the change marker the live page polls ----------------------------------------------
 

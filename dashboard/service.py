@@ -8,19 +8,16 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from activities.health_schema import ensure_schema
-from activities.ledger import tasks
+from activities.ledger import Ledger, LedgerError, tasks
 from dashboard.document import (
     WINDOWS,
     AgentHealth,
@@ -53,16 +50,6 @@ def one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[0]}" if text and text[0] else type(err).__name__
 
 
-def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite:///"):
-        with contextlib.suppress(OSError):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 5})
-    else:
-        engine = sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 3})
-    return engine
-
-
 @dataclass
 class RunningTask:
     workflow_id: str
@@ -77,9 +64,8 @@ class HealthService:
     ) -> None:
         self.settings, self.client = settings, client
         self.ui_url = (ui_url or DEFAULT_UI_URL).rstrip("/")
-        self.engine = make_engine(settings.ledger_url)
-        self.queries = HealthQueries(self.engine)
-        self._schema_ready = False
+        self.store = Ledger.from_settings(settings)  # opened (and migrated) on first use
+        self.queries = HealthQueries(self.store)
         self.no_client_reason = "no Temporal client"
 
     @property
@@ -94,14 +80,10 @@ class HealthService:
     async def ledger(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a ledger read in a thread; any database error becomes LedgerUnavailableError."""
 
-        def call() -> T:
-            if not self._schema_ready:
-                ensure_schema(self.engine)
-                self._schema_ready = True
-            return fn(*args)
-
         try:
-            return await asyncio.to_thread(call)
+            return await asyncio.to_thread(fn, *args)
+        except LedgerError as err:
+            raise LedgerUnavailableError(f"ledger unreachable: {err}") from None
         except (SQLAlchemyError, OSError) as err:
             raise LedgerUnavailableError(f"ledger unreachable: {one_line(err)}") from None
 
@@ -177,7 +159,7 @@ class HealthService:
             stmt = sa.select(tasks.c.workflow_id, tasks.c.title).where(
                 tasks.c.workflow_id.in_(workflow_ids)
             )
-            with self.engine.connect() as conn:
+            with self.store.engine.connect() as conn:
                 return {w: t for w, t in conn.execute(stmt)}
 
         titles = await self.ledger(read)

@@ -3,6 +3,7 @@ same queries as the page. Exit 0 when all is up, 1 when something is down."""
 
 import argparse
 import asyncio
+import sys
 from typing import Any
 
 from rich.console import Console, Group
@@ -138,7 +139,7 @@ async def run_status(args: argparse.Namespace) -> int:
             return 0 if doc.ok else 1
         return await _watch(service, window, console, args)
     except LedgerUnavailableError as err:
-        Console(stderr=True, highlight=False).print(f"selfheal: {err}", style="bold red")
+        print(f"selfheal: {err}", file=sys.stderr, flush=True)  # one line, never wrapped
         return 1
 
 

@@ -128,3 +128,29 @@ commit_guards = sa.Table(
     sa.Column("verified_at", sa.DateTime(timezone=True)),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# Health (M2.6): one row per agent per HealthProbe run, keyed by the run's (deterministic) time.
+uptime_samples = sa.Table(
+    "uptime_samples",
+    metadata,
+    sa.Column("agent", sa.String(64), primary_key=True),
+    sa.Column("at", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("available", sa.Boolean, nullable=False),
+    sa.Column("held", sa.Boolean, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("latency_ms", sa.Float),
+    sa.Index("ix_uptime_samples_at", "at", "agent"),
+)
+
+# The health dashboard's reads: time ranges, and what is open now (dashboard/queries.py).
+sa.Index("ix_attempts_ended_at", attempts.c.ended_at, attempts.c.agent, attempts.c.outcome,
+         attempts.c.error_kind)  # fmt: skip
+sa.Index("ix_tasks_updated_at", tasks.c.updated_at, tasks.c.state, tasks.c.agent,
+         tasks.c.attempts)  # fmt: skip
+sa.Index("ix_incidents_opened_at", incidents.c.opened_at, incidents.c.kind)
+sa.Index("ix_incidents_status", incidents.c.status, incidents.c.kind, incidents.c.agent)
+sa.Index("ix_notifications_at", notifications.c.at)
+sa.Index("ix_notifications_target_at", notifications.c.target, notifications.c.at)
+sa.Index("ix_commit_guards_updated_at", commit_guards.c.updated_at)
+sa.Index("ix_commit_guards_reverted_at", commit_guards.c.reverted_at)
+sa.Index("ix_review_outbox_received_at", review_outbox.c.received_at)

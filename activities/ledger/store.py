@@ -26,6 +26,7 @@ from activities.ledger.schema import (
     notifications,
     review_outbox,
     tasks,
+    uptime_samples,
 )
 from selfheal.config import Settings
 from selfheal.models import (
@@ -276,3 +277,21 @@ class Ledger:
         update = [c for c in row if c != "workflow_id"]
         with self.engine.begin() as conn:
             conn.execute(self._upsert(commit_guards, row, update))
+
+    def record_uptime_samples(self, at: datetime, samples: list[dict[str, Any]]) -> set[str]:
+        """One row per agent at ``at`` (HealthProbe, M2.6); ``held`` is read in the same
+        transaction: an open stuck/blocked incident holds the agent. Returns the held agents.
+        Keyed by (agent, at), so a retried write adds nothing."""
+        with self.engine.begin() as conn:
+            held = set(
+                conn.execute(
+                    sa.select(incidents.c.agent).where(
+                        incidents.c.status.in_(("open", "acknowledged")),
+                        incidents.c.kind.in_(("stuck", "blocked")),
+                    )
+                ).scalars()
+            )
+            for sample in samples:
+                row = sample | {"at": at, "held": sample["agent"] in held}
+                conn.execute(self._upsert(uptime_samples, row, []))
+        return held

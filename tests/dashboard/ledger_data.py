@@ -6,7 +6,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from activities.health_schema import ensure_schema, uptime_samples
 from activities.ledger import (
     Ledger,
     attempts,
@@ -16,6 +15,7 @@ from activities.ledger import (
     review_outbox,
     tasks,
 )
+from activities.ledger.schema import uptime_samples
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 HOSTILE = "<script>alert('pwned')</script> & <b>bold</b>"
@@ -231,7 +231,6 @@ def rows(now: datetime = NOW) -> dict[sa.Table, list[dict[str, Any]]]:
 def fill(url: str, now: datetime = NOW) -> Ledger:
     """The known contents around ``now`` (the tests of the API pass the real time)."""
     ledger = Ledger(url)
-    ensure_schema(ledger.engine)
     with ledger.engine.begin() as conn:
         for table, values in rows(now).items():
             conn.execute(table.insert(), values)

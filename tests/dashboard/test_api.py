@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from temporalio.testing import WorkflowEnvironment
@@ -16,8 +17,8 @@ from temporalio.testing import WorkflowEnvironment
 from dashboard.document import HealthDocument
 from selfheal.config import Settings
 from starter.api import create_app
-from starter.devserver import free_port
 from tests.dashboard.ledger_data import HOSTILE, fill
+from tests.postgres import PostgresCluster
 from tests.servers import serving
 from tests.workers import ROOT
 
@@ -111,22 +112,26 @@ async def test_openapi_describes_the_health_document(api: str) -> None:
 
 
 async def test_unreachable_ledger_is_503_with_the_reason(
-    tmp_path: Path, local_env: WorkflowEnvironment
+    tmp_path: Path, local_env: WorkflowEnvironment, postgres: PostgresCluster
 ) -> None:
-    closed = free_port()
-    settings = Settings(
-        data_dir=tmp_path, db_url=f"postgresql+psycopg://postgres@127.0.0.1:{closed}/ledger"
-    )
+    """The ledger's database goes away while the API serves."""
+    url = postgres.new_database()
+    settings = Settings(data_dir=tmp_path, db_url=url)
     async with (
-        serving(create_app(settings, local_env.client)) as url,
-        httpx.AsyncClient(base_url=url, timeout=30) as http,
+        serving(create_app(settings, local_env.client)) as api,
+        httpx.AsyncClient(base_url=api, timeout=30) as http,
     ):
+        assert (await http.get("/api/health")).status_code == 200
+        database = url.rsplit("/", 1)[1]
+        with psycopg.connect(postgres.url().replace("+psycopg", ""), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
         health = await http.get("/api/health")
         page = await http.get("/")
         metrics = await http.get("/metrics")
     assert health.status_code == 503
     error = health.json()["error"]
-    assert error.startswith("ledger unreachable: OperationalError:") and "\n" not in error
+    assert error.startswith("ledger unreachable: ") and "\n" not in error
+    assert database in error  # the reason: that database does not exist
     assert page.status_code == 503 and "ledger unreachable" in page.text
     assert "Traceback" not in page.text + health.text
     assert metrics.status_code == 200 and "selfheal_ledger_up 0.0" in metrics.text

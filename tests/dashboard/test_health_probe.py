@@ -18,8 +18,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.health import HealthActivities
-from activities.health_schema import uptime_samples
 from activities.ledger import Ledger, incidents
+from activities.ledger.schema import uptime_samples
 from selfheal.config import AgentConfig, Settings
 from selfheal.health import AgentSample, HealthProbeInput, SampleBatch
 from selfheal.plugins import SelfHealing

@@ -1,42 +1,30 @@
 """The health figures from ledgers with known contents, on SQLite and on a real PostgreSQL:
 exact numbers, cold and warm rollups, and a row written after the rollups were filled."""
 
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
-from activities.health_schema import uptime_samples
 from activities.ledger import attempts, metadata
+from activities.ledger.schema import uptime_samples
 from dashboard.queries import HealthQueries
 from tests.dashboard.ledger_data import HOSTILE, NOW, ago, fill
 
 TEAM = ["SAM", "ALEX", "LEO", "QUINN", "MAX"]
 
 
-def _ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def _ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ledger.db'}"
-        return
-    base = request.getfixturevalue("postgres_url")
-    name = f"h{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    yield base.rsplit("/", 1)[0] + f"/{name}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
-    admin.dispose()
+        return f"sqlite:///{tmp_path / 'ledger.db'}"
+    return request.getfixturevalue("postgres").new_schema()
 
 
 def _queries(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HealthQueries]:
-    for url in _ledger_url(request, tmp_path):
-        ledger = fill(url)
-        yield HealthQueries(ledger.engine)
-        ledger.engine.dispose()
+    ledger = fill(_ledger_url(request, tmp_path))
+    yield HealthQueries(ledger.engine)
+    ledger.close()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
