@@ -9,6 +9,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
@@ -33,6 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--time-scale", type=float, default=60.0, help="divide policy durations by N")
     demo.add_argument("--data-dir", type=Path, help="default: SELFHEAL_DATA_DIR or .selfheal")
     demo.add_argument("--json", action="store_true", help="print the metrics as JSON too")
+    demo.add_argument(
+        "--serve", action="store_true", help="keep the stack, the health page and the UI up after"
+    )
+    demo.add_argument("--api-port", type=int, default=8080, help="the page's port with --serve")
     demo.set_defaults(handler=run_demo)
 
     worker = sub.add_parser("worker", help="a selfheal worker alone (TEMPORAL_ADDRESS, ...)")
@@ -124,6 +129,22 @@ async def run_api(args: argparse.Namespace) -> int:
     return 0
 
 
+async def serve_after_demo(
+    settings: Settings, client: Client, ui_url: str | None, api_port: int
+) -> None:
+    """``demo --serve``: the demo's worker, API and health page stay up until Ctrl-C."""
+    worker = Worker(client, task_queue=settings.task_queue, plugins=[SelfHealing(settings)])
+    api = make_server(create_app(settings, client, ui_url=ui_url), port=api_port)
+    await apply_schedules(client, settings)
+    print(
+        f"\nHealth page  http://127.0.0.1:{api_port}/   (JSON: /api/health, Prometheus: /metrics)"
+    )
+    if ui_url:
+        print(f"Temporal UI  {ui_url}")
+    print("The demo's stack stays up: Ctrl-C stops it.", flush=True)
+    await run_until_first_exits(worker.run(), api.serve())
+
+
 async def run_demo(args: argparse.Namespace) -> int:
     from starter.demo import run_scenarios
     from starter.logs import log_to_file
@@ -138,15 +159,22 @@ async def run_demo(args: argparse.Namespace) -> int:
     # The SDK's and the Temporal core's logs go to a file: the terminal shows the demo only.
     log_file = log_to_file(demo_dir / "demo.log")
     print(f"selfheal demo: logs in {log_file}", flush=True)
+    if args.serve and not port_is_free(args.api_port):
+        raise ValueError(f"port {args.api_port} is in use; pick --api-port")
     if os.environ.get("TEMPORAL_ADDRESS"):
         client = await connect()
-        return await run_scenarios(settings, client, ui_url=None, as_json=args.json)
+        code = await run_scenarios(settings, client, ui_url=None, as_json=args.json)
+        if args.serve:
+            await serve_after_demo(settings, client, None, args.api_port)
+        return code
     port = 7233 if port_is_free(7233) and port_is_free(8233) else free_port()
     ui_port = 8233 if port == 7233 else free_port()
     print(f"selfheal demo: starting a Temporal dev server on 127.0.0.1:{port}", flush=True)
     async with DevServer(demo_dir, port, ui_port) as server:
         client = await connect(target_host=server.address, namespace="default")
         code = await run_scenarios(settings, client, ui_url=server.ui_url, as_json=args.json)
+        if args.serve:
+            await serve_after_demo(settings, client, server.ui_url, args.api_port)
     print(
         f"(the demo's server has stopped; browse its workflows with "
         f"`selfheal dev --data-dir {demo_dir}`)"
