@@ -28,7 +28,7 @@ async def probe_agent(name: str, agent: AgentConfig, timeout: float) -> AgentSam
         return AgentSample(agent=name, available=available, detail=detail, latency_ms=ms)
 
     if agent.adapter == "sim":
-        return sample(True, "simulated")
+        return sample(True, "")
     if agent.adapter == "command":
         if not agent.command:
             return sample(True, "tasks bring their own command")

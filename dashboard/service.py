@@ -4,6 +4,8 @@ over the Selfheal search attributes) and the task queue's pollers (worker livene
 
 import asyncio
 import contextlib
+import dataclasses
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +34,8 @@ from selfheal.config import Settings
 
 T = TypeVar("T")
 TEMPORAL_TIMEOUT = 2.0
+TEMPORAL_TTL = 1.0
+LEDGER_MAX_AGE = 2.0
 # A live worker re-polls at least every ~70 s (a long poll), so an older last poll means gone.
 POLLER_STALE = timedelta(seconds=90)
 RUNNING_LIMIT = 1000
@@ -67,6 +71,11 @@ class HealthService:
         self.store = Ledger.from_settings(settings)  # opened (and migrated) on first use
         self.queries = HealthQueries(self.store)
         self.no_client_reason = "no Temporal client"
+        # What Temporal says (pollers, running tasks) is shared for TEMPORAL_TTL; the ledger's
+        # figures are reused while its change marker stands still, for at most LEDGER_MAX_AGE.
+        self._temporal: tuple[float, tuple[Workers, list[RunningTask] | None]] | None = None
+        self._figures: dict[str, tuple[Any, float, LedgerFigures]] = {}
+        self._totals: tuple[Any, float, LedgerTotals] | None = None
 
     @property
     def agents(self) -> list[str]:
@@ -91,6 +100,15 @@ class HealthService:
         return await self.ledger(self.queries.marker)
 
     # -- Temporal -------------------------------------------------------------------------------
+
+    async def temporal(self) -> tuple[Workers, list[RunningTask] | None]:
+        """Worker liveness and the running tasks, asked at most once per ``TEMPORAL_TTL``."""
+        cached = self._temporal
+        if cached is not None and time.monotonic() - cached[0] < TEMPORAL_TTL:
+            return cached[1]
+        answer = await asyncio.gather(self.workers(), self.running())
+        self._temporal = (time.monotonic(), answer)
+        return answer
 
     async def workers(self) -> Workers:
         workers = Workers(task_queue=self.settings.task_queue)
@@ -175,17 +193,36 @@ class HealthService:
     # -- the document ---------------------------------------------------------------------------
 
     async def document(self, window: Window = "24h", now: datetime | None = None) -> HealthDocument:
-        figures, workers, running = await asyncio.gather(
-            self.ledger(self.queries.figures, window, self.agents, now),
-            self.workers(),
-            self.running(),
+        (figures, (workers, running)) = await asyncio.gather(
+            self.figures(window, now), self.temporal()
         )
         return await self._assemble(figures, workers, running)
 
+    async def figures(self, window: Window, now: datetime | None = None) -> LedgerFigures:
+        """The ledger's figures for ``window``, computed again when the change marker moved
+        (read first, so a change made meanwhile is seen by the next call)."""
+        if now is not None:
+            return await self.ledger(self.queries.figures, window, self.agents, now)
+        marker = await self.marker()
+        hit = self._figures.get(window)
+        if hit is not None and hit[0] == marker and time.monotonic() - hit[1] < LEDGER_MAX_AGE:
+            return _aged(hit[2], datetime.now(UTC))
+        figures = await self.ledger(self.queries.figures, window, self.agents, None)
+        self._figures[window] = (marker, time.monotonic(), figures)
+        return figures
+
     async def totals(self) -> tuple[LedgerTotals, Workers, list[RunningTask] | None]:
-        return await asyncio.gather(
-            self.ledger(self.queries.totals, self.agents), self.workers(), self.running()
-        )
+        async def ledger_totals() -> LedgerTotals:
+            marker = await self.marker()
+            hit = self._totals
+            if hit is not None and hit[0] == marker and time.monotonic() - hit[1] < LEDGER_MAX_AGE:
+                return hit[2]
+            totals = await self.ledger(self.queries.totals, self.agents)
+            self._totals = (marker, time.monotonic(), totals)
+            return totals
+
+        (totals, (workers, running)) = await asyncio.gather(ledger_totals(), self.temporal())
+        return totals, workers, running
 
     async def _assemble(
         self, figures: LedgerFigures, workers: Workers, running: list[RunningTask] | None
@@ -281,7 +318,7 @@ def _current_candidates(
     for task in running or []:
         incident = held.get(task.workflow_id)
         if incident is not None and task.state not in ("escalated",):
-            task.state = incident.kind
+            task = dataclasses.replace(task, state=incident.kind)
         out.setdefault(task.agent, []).append(task)
         seen.add(task.workflow_id)
     for subject, incident in held.items():
@@ -290,6 +327,15 @@ def _current_candidates(
                 RunningTask(subject, incident.agent, incident.kind, incident.opened_at)
             )
     return out
+
+
+def _aged(figures: LedgerFigures, now: datetime) -> LedgerFigures:
+    """Unchanged figures as of ``now``: the incidents' ages move on."""
+    incidents = [
+        row.model_copy(update={"age_s": max(0.0, (now - row.opened_at).total_seconds())})
+        for row in figures.incidents
+    ]
+    return dataclasses.replace(figures, now=now, incidents=incidents)
 
 
 _URGENCY = {"blocked": 0, "escalated": 1, "stuck": 2}

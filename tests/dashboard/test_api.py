@@ -125,9 +125,11 @@ async def test_unreachable_ledger_is_503_with_the_reason(
         database = url.rsplit("/", 1)[1]
         with psycopg.connect(postgres.url().replace("+psycopg", ""), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
-        health = await http.get("/api/health")
+        dropped = await http.get("/api/health")  # the pooled connection was terminated
+        health = await http.get("/api/health")  # then: that database does not exist
         page = await http.get("/")
         metrics = await http.get("/metrics")
+    assert dropped.status_code == 503 and "\n" not in dropped.json()["error"]
     assert health.status_code == 503
     error = health.json()["error"]
     assert error.startswith("ledger unreachable: ") and "\n" not in error

@@ -107,7 +107,7 @@ async def test_probe_workflow_samples_every_adapter_in_time_skipping(
         ("LEO", True, True, "true found"),
         ("MAX", True, False, "HTTP 200"),
         ("QUINN", False, False, "no-such-agent-binary-x9 not found"),
-        ("SAM", True, False, "simulated"),
+        ("SAM", True, False, ""),
     ]
 
 
