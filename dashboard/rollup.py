@@ -52,9 +52,10 @@ class Rollup:
     ) -> None:
         self.column, self.keys, self.where, self.settle = column, list(keys), where, settle
         self._hours: dict[int, Counter[Key]] = {}
-        # sums of closed hours by their first hour: (last hour summed, the sum); a window that
-        # moves on by an hour adds that hour instead of summing them all again
-        self._sums: dict[int, tuple[int, Counter[Key]]] = {}
+        # sums of closed hours: by (first, last) hour, and the longest one by its first hour, so
+        # a range that grows (all time) adds its new hours instead of summing them all again
+        self._sums: dict[tuple[int, int], Counter[Key]] = {}
+        self._longest: dict[int, tuple[int, Counter[Key]]] = {}
         self._lock = threading.Lock()
 
     def _select(self, *columns: ColumnElement, start: int, end: int) -> sa.Select:
@@ -93,20 +94,26 @@ class Rollup:
         if missing:
             self._fill(conn, missing[0], missing[-1])
         total = self.live(conn, start, first * HOUR) + self.live(conn, (last + 1) * HOUR, end)
-        total.update(self._closed_sum(first, last))
+        total.update(self._closed_sum(first, last))  # a copy: the cached sum stays as it is
         return total
 
     def _closed_sum(self, first: int, last: int) -> Counter[Key]:
         with self._lock:
-            done, summed = self._sums.get(first, (first - 1, Counter()))
+            found = self._sums.get((first, last))
+            if found is not None:
+                return found
+            done, summed = self._longest.get(first, (first - 1, Counter()))
             if done > last:
                 done, summed = first - 1, Counter()
             summed = summed.copy()
             for h in range(done + 1, last + 1):
                 summed.update(self._hours[h])
-            if len(self._sums) > 256:
+            if len(self._sums) > 1024:
                 self._sums.clear()
-            self._sums[first] = (last, summed)
+                self._longest.clear()
+            self._sums[(first, last)] = summed
+            if last >= self._longest.get(first, (first - 1, None))[0]:
+                self._longest[first] = (last, summed)
             return summed
 
     def series(
