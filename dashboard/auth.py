@@ -9,7 +9,7 @@ from http.cookies import SimpleCookie
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse, RedirectResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 COOKIE = "selfheal_token"
@@ -46,6 +46,7 @@ class BearerToken:
             return
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"))
         supplied = next((v for k, v in query if k == "token"), None)
+        response: Response
         if scope["method"] == "GET" and self._valid(supplied):
             rest = urlencode([(k, v) for k, v in query if k != "token"])
             response = RedirectResponse(scope["path"] + (f"?{rest}" if rest else ""), 303)

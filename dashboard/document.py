@@ -59,18 +59,20 @@ class AgentHealth(BaseModel):
     name: str
     role: str = "engineer"
     adapter: str = "sim"
-    available: bool | None = Field(None, description="its last probe answered (None: no sample)")
-    held: bool = Field(False, description="an open stuck/blocked incident holds it now")
+    available: bool | None = Field(
+        default=None, description="its last probe answered (None: no sample)"
+    )
+    held: bool = Field(default=False, description="an open stuck/blocked incident holds it now")
     last_sample_at: datetime | None = None
     probe_detail: str = ""
     samples: int = 0
     up_samples: int = 0
-    uptime: float | None = Field(None, description="up samples / samples over the window")
+    uptime: float | None = Field(default=None, description="up samples / samples over the window")
     attempts: int = 0
     failed: int = 0
-    error_rate: float | None = Field(None, description="failed attempts / attempts")
+    error_rate: float | None = Field(default=None, description="failed attempts / attempts")
     errors_by_kind: dict[str, int] = Field(default_factory=dict)
-    running: int = Field(0, description="its running tasks")
+    running: int = Field(default=0, description="its running tasks")
     current: CurrentTask | None = None
     trend: list[TrendPoint] = Field(default_factory=list)
 
@@ -93,7 +95,7 @@ class IncidentRow(BaseModel):
     agent: str | None
     reason: str
     status: str
-    step: str | None = Field(None, description="the furthest escalation step notified")
+    step: str | None = Field(default=None, description="the furthest escalation step notified")
     opened_at: datetime
     resolved_at: datetime | None = None
     age_s: float
@@ -102,8 +104,8 @@ class IncidentRow(BaseModel):
 
 
 class RetryFigures(BaseModel):
-    failed_once: int = Field(0, description="settled tasks that failed at least once")
-    recovered: int = Field(0, description="... of which then succeeded")
+    failed_once: int = Field(default=0, description="settled tasks that failed at least once")
+    recovered: int = Field(default=0, description="... of which then succeeded")
     rate: float | None = None
 
 
@@ -115,7 +117,7 @@ class RevertFigures(BaseModel):
 
 
 class SeedMetrics(BaseModel):
-    retry_success: RetryFigures = Field(default_factory=RetryFigures)
+    retry_success: RetryFigures = Field(default_factory=lambda: RetryFigures())
     revert: RevertFigures = Field(default_factory=RevertFigures)
     pr_events: int = 0
     pr_reviews: int = 0
@@ -123,7 +125,7 @@ class SeedMetrics(BaseModel):
     ceo_alerts: int = 0
     ceo_alerts_per_day: float = 0.0
     repeats_after_learning: int | None = Field(
-        None, description="None until the learning loop's tables exist"
+        default=None, description="None until the learning loop's tables exist"
     )
 
 
@@ -151,7 +153,7 @@ class HealthDocument(BaseModel):
     incidents: list[IncidentRow] = Field(default_factory=list, description="the last 50")
     open_incidents: dict[str, int] = Field(default_factory=dict, description="by kind")
     running_tasks: dict[str, int] = Field(default_factory=dict, description="by state")
-    seed: SeedMetrics = Field(default_factory=SeedMetrics)
+    seed: SeedMetrics = Field(default_factory=lambda: SeedMetrics())
     workers: Workers
     trend: list[TrendPoint] = Field(default_factory=list)
     problems: list[str] = Field(default_factory=list, description="what is down; empty: all up")

@@ -217,7 +217,9 @@ class HealthQueries:
         edges = [start, *range((start // width + 1) * width, end, width)]
         # [attempts, failed, samples, up samples, incidents] per bucket, for all and per agent
         total = [[0, 0, 0, 0, 0] for _ in edges]
-        per_agent = {name: [[0, 0, 0, 0, 0] for _ in edges] for name in figures}
+        per_agent: dict[Any, list[list[int]]] = {
+            n: [[0, 0, 0, 0, 0] for _ in edges] for n in figures
+        }
         none: list[list[int]] = [[0, 0, 0, 0, 0] for _ in edges]
         for i, counts in enumerate(self.attempts.series(conn, start, end, width, clock)):
             for (agent, outcome, _kind), n in counts.items():
