@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.ledger import Ledger, incidents
 from dashboard.document import HealthDocument
 from selfheal.config import Settings
 from selfheal.plugins import SelfHealing
@@ -111,3 +112,37 @@ def test_worker_metrics_port_in_use_is_one_line(settings: Settings) -> None:
         result = selfheal("worker", "--metrics-port", str(port))
     assert result.returncode == 2
     assert result.stderr.strip() == f"selfheal: error: --metrics-port {port} is in use on 127.0.0.1"
+
+
+async def test_status_watch_prints_again_when_the_ledger_changes(
+    local_env: WorkflowEnvironment, settings: Settings
+) -> None:
+    fill(settings.ledger_url, now()).engine.dispose()
+    env = stack_env(local_env, settings)
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "starter.cli", "status", "--watch", "--json", "--every", "0.2"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        first = await asyncio.to_thread(watch.stdout.readline)  # type: ignore[union-attr]
+        assert first.strip() == "{"
+        ledger = Ledger(settings.ledger_url)
+        with ledger.engine.begin() as conn:
+            conn.execute(incidents.update().where(incidents.c.key == "task-leo-1#1")
+                         .values(status="resolved", resolved_at=datetime.now(UTC)))  # fmt: skip
+        ledger.close()
+        lines: list[str] = []
+
+        def read_the_next_document() -> None:
+            seen = 0  # the rest of the first document, then the whole second one
+            while seen < 2:
+                lines.append(watch.stdout.readline())  # type: ignore[union-attr]
+                seen += lines[-1] == "}\n"
+
+        await asyncio.wait_for(asyncio.to_thread(read_the_next_document), 30)
+    finally:
+        os.killpg(watch.pid, signal.SIGINT)
+        watch.wait(timeout=30)
+    second = json.loads("".join(lines[lines.index("{\n") :]))
+    assert second["incidents"][0]["status"] == "resolved"
