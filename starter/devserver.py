@@ -57,6 +57,11 @@ class DevServer:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def pid(self) -> int:
+        assert self._proc is not None, "the server is not running"
+        return self._proc.pid
+
+    @property
     def ui_url(self) -> str:
         return f"http://localhost:{self.ui_port}"
 
