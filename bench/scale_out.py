@@ -22,16 +22,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from temporalio.api.enums.v1 import TaskQueueType  # noqa: E402
-from temporalio.api.taskqueue.v1 import TaskQueue  # noqa: E402
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest  # noqa: E402
-from temporalio.client import Client  # noqa: E402
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+from tests.postgres import PostgresCluster
 
-from selfheal.config import Settings  # noqa: E402
-from selfheal.models import AdapterSpec  # noqa: E402
-from starter.client import build_task_input, connect, start_task, task_outcome  # noqa: E402
-from starter.devserver import DevServer, free_port  # noqa: E402
-from tests.postgres import PostgresCluster  # noqa: E402
+from selfheal.config import Settings
+from selfheal.models import AdapterSpec
+from starter.client import build_task_input, connect, start_task, task_outcome
+from starter.devserver import DevServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -182,7 +182,8 @@ async def main() -> None:
         busy = sum(r.cpu.values()) / (r.seconds * cores)
         print(
             f"{r.workers:>7} {r.seconds:>8.2f} {r.throughput(args.n):>8.1f} "
-            f"{r.throughput(args.n) / base:>5.2f}x   {where}  (machine {busy:.0%} busy of {cores} cores)"
+            f"{r.throughput(args.n) / base:>5.2f}x   {where}"
+            f"  (machine {busy:.0%} busy of {cores} cores)"
         )
 
 
