@@ -5,7 +5,9 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 from collections.abc import Coroutine
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--metrics-port", type=int, help="serve the Temporal SDK's Prometheus metrics on this port"
     )
     worker.add_argument("--metrics-host", default="127.0.0.1", help="default: 127.0.0.1")
+    worker.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=30.0,
+        help="seconds running activities get to finish after SIGTERM (default 30)",
+    )
     worker.set_defaults(handler=run_worker)
 
     api = sub.add_parser("api", help="the webhook + dashboard server alone")
@@ -109,16 +117,45 @@ def metrics_runtime(host: str, port: int) -> Runtime:
 
 async def run_worker(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    if args.shutdown_grace < 0:
+        raise ValueError(f"--shutdown-grace must not be negative, got {args.shutdown_grace:g}")
     overrides: dict[str, Any] = {}
     if args.metrics_port is not None:
         overrides["runtime"] = metrics_runtime(args.metrics_host, args.metrics_port)
     client = await connect(**overrides)
-    worker = Worker(client, task_queue=settings.task_queue, plugins=[SelfHealing(settings)])
+    worker = Worker(
+        client,
+        task_queue=settings.task_queue,
+        plugins=[SelfHealing(settings)],
+        graceful_shutdown_timeout=timedelta(seconds=args.shutdown_grace),
+    )
     print(f"selfheal worker on task queue {settings.task_queue}", flush=True)
     if args.metrics_port is not None:
         print(f"SDK metrics on http://{args.metrics_host}:{args.metrics_port}/metrics", flush=True)
-    await worker.run()
+    await run_until_signalled(worker)
     return 0
+
+
+async def run_until_signalled(worker: Worker) -> None:
+    """Run the worker until SIGTERM or SIGINT, then shut it down gracefully: it stops polling,
+    running activities get the grace period to finish, and the rest are cancelled and handed back
+    to Temporal, whose retry policies run them on another worker."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    running = asyncio.ensure_future(worker.run())
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not running.done():
+            print("selfheal worker: stopping (SIGTERM); finishing running activities", flush=True)
+            await worker.shutdown()
+        await running
+    finally:
+        stopping.cancel()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
 
 
 async def run_api(args: argparse.Namespace) -> int:
