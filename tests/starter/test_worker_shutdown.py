@@ -1,5 +1,5 @@
 """`selfheal worker` stops gracefully on SIGTERM: running activities finish within the grace
-period, or are handed back to Temporal and finished by another worker, without using a ladder step."""
+period, or are handed back to Temporal and finished by another worker, using no ladder step."""
 
 import asyncio
 import shlex
