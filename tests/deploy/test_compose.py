@@ -8,6 +8,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -140,12 +141,12 @@ def test_every_mounted_file_is_in_the_repository(compose: dict[str, Any]) -> Non
 
 def test_the_image_holds_every_package() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
-    pyproject = (ROOT / "pyproject.toml").read_text()
-    packages = re.search(r"packages = \[(.*?)\]", pyproject, re.S)
-    assert packages
-    for package in re.findall(r'"([\w.]+)"', packages.group(1)):
-        top = package.split(".")[0]
-        assert re.search(rf"^COPY {top} ", dockerfile, re.M), f"Dockerfile misses {top}"
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    include = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    for pattern in include:
+        top = pattern.rstrip("*")
+        assert re.search(rf"^COPY {top} {top}$", dockerfile, re.M), f"Dockerfile misses {top}"
+    assert re.search(r"pip install .*-c constraints\.txt", dockerfile), "the image is not pinned"
 
 
 def registered_in_script() -> dict[str, str]:
