@@ -3,7 +3,7 @@ PY := $(VENV)/bin/python
 SELFHEAL := $(VENV)/bin/selfheal
 STAMP := $(VENV)/.installed
 
-.PHONY: install lock demo dev test test-browser lint bench clean
+.PHONY: install lock demo dev test lint bench clean
 
 # constraints.txt pins every package (the tools too), so a fresh clone installs what this one did.
 $(STAMP): pyproject.toml constraints.txt
@@ -31,11 +31,8 @@ demo: $(STAMP)
 dev: $(STAMP)
 	$(SELFHEAL) dev
 
-test-browser:
-	@[ -x /usr/bin/chromium ] || sh scripts/install-test-browser.sh
-
-test: $(STAMP) test-browser
-	bash .ci/ensure-postgres
+test: $(STAMP)
+	bash .ci/ensure-test-deps
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 

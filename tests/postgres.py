@@ -3,7 +3,7 @@
 
 As root the server runs as the ``postgres`` user (PostgreSQL refuses to run as root). Missing
 binaries fail the tests that need them with the command that installs them: CI runs
-``make test``, which installs them first (.ci/ensure-postgres), so these tests never skip.
+``make test``, which installs them first (.ci/ensure-test-deps), so these tests never skip.
 
     with PostgresCluster.start() as cluster:
         url = cluster.new_database()   # postgresql+psycopg://postgres@127.0.0.1:PORT/t_...
@@ -23,7 +23,7 @@ import psycopg
 
 from starter.devserver import free_port
 
-INSTALL_HINT = "install PostgreSQL's server: bash .ci/ensure-postgres (apt-get install postgresql)"
+INSTALL_HINT = "install PostgreSQL's server: bash .ci/ensure-test-deps (apt-get install postgresql)"
 
 
 def find_bindir() -> Path | None:

@@ -23,7 +23,7 @@ ARGS = [
 @asynccontextmanager
 async def chromium() -> AsyncIterator[Browser]:
     if not CHROMIUM.exists():
-        pytest.fail("no /usr/bin/chromium: run scripts/install-test-browser.sh (make test does)")
+        pytest.fail("no /usr/bin/chromium: run bash .ci/ensure-test-deps (make test does)")
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
