@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(root_pid: int) -> float:
-    """utime + stime of a process and all its descendants, from /proc."""
+def cpu_seconds(root_pid: int, descendants: bool = True) -> float:
+    """utime + stime of a process and (unless told otherwise) all its descendants, from /proc."""
     children: dict[int, list[int]] = {}
     times: dict[int, float] = {}
     for entry in Path("/proc").iterdir():
@@ -56,7 +56,8 @@ def cpu_seconds(root_pid: int) -> float:
     while stack:
         pid = stack.pop()
         total += times.get(pid, 0.0)
-        stack.extend(children.get(pid, []))
+        if descendants:
+            stack.extend(children.get(pid, []))
     return total
 
 
@@ -149,7 +150,8 @@ def measure(server: DevServer, pg: PostgresCluster, workers: list[subprocess.Pop
         "temporal server": cpu_seconds(server.pid),
         "workers": sum(cpu_seconds(w.pid) for w in workers),
         "postgresql": cpu_seconds(int((pg.data / "postmaster.pid").read_text().split()[0])),
-        "bench client": cpu_seconds(os.getpid()),
+        # The server and the workers are this process's children: count only its own CPU.
+        "bench client": cpu_seconds(os.getpid(), descendants=False),
     }
 
 
