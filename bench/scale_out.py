@@ -26,12 +26,12 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
-from tests.postgres import PostgresCluster
 
 from selfheal.config import Settings
 from selfheal.models import AdapterSpec
 from starter.client import build_task_input, connect, start_task, task_outcome
 from starter.devserver import DevServer, free_port
+from tests.postgres import PostgresCluster
 
 ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
