@@ -6,9 +6,10 @@ uses and resolutions of each attempt, and the ``Pattern`` entity's ledger writes
 """
 
 import asyncio
+from typing import Any
 
 from temporalio import activity
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -17,7 +18,7 @@ from temporalio.common import (
 
 from activities.learning_store import LearningStore
 from selfheal import search_attributes as sa
-from selfheal.learning import Learning, PatternState, pattern_workflow_id
+from selfheal.learning import Learning, Occurrence, PatternState, pattern_workflow_id
 from selfheal.patterns import (
     AdviceRequest,
     AttemptLearning,
@@ -25,10 +26,34 @@ from selfheal.patterns import (
     Consolidation,
     HintsRequest,
     LoadPattern,
+    PatternInput,
     PersonHint,
     PublishInput,
     StatusChange,
 )
+
+
+async def signal_pattern(
+    client: Client, task_queue: str, pattern: PatternInput, occurrence: Occurrence
+) -> WorkflowHandle[Any, Any]:
+    """Signal-with-start the ``Pattern`` entity of the occurrence's fingerprint."""
+    return await client.start_workflow(
+        "Pattern",
+        pattern,
+        id=pattern_workflow_id(pattern.fingerprint),
+        task_queue=task_queue,
+        start_signal="occurred",
+        start_signal_args=[occurrence],
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(sa.KIND, "pattern"),
+                SearchAttributePair(sa.STATE, "new"),
+                SearchAttributePair(sa.ERROR_KIND, pattern.kind),
+            ]
+        ),
+        static_summary=f"pattern {pattern.fingerprint}: {pattern.template[:150]}",
+    )
 
 
 class LearningActivities:
@@ -51,23 +76,8 @@ class LearningActivities:
             return
         if self.client is None:
             raise RuntimeError("learning.after_attempt needs the worker's client")
-        pattern = entry.pattern
-        await self.client.start_workflow(
-            "Pattern",
-            pattern,
-            id=pattern_workflow_id(pattern.fingerprint),
-            task_queue=activity.info().task_queue,
-            start_signal="occurred",
-            start_signal_args=[entry.occurrence],
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(sa.KIND, "pattern"),
-                    SearchAttributePair(sa.STATE, "new"),
-                    SearchAttributePair(sa.ERROR_KIND, pattern.kind),
-                ]
-            ),
-            static_summary=f"pattern {pattern.fingerprint}: {pattern.template[:150]}",
+        await signal_pattern(
+            self.client, activity.info().task_queue, entry.pattern, entry.occurrence
         )
 
     @activity.defn(name="learning.load_pattern")

@@ -169,7 +169,7 @@ class LearningStore:
         item.first_seen = _aware(row[1]) or item.first_seen
         item.last_seen = _aware(row[2])
         item.agents_seen = sorted(
-            conn.execute(sa.select(sa.distinct(f.agent)).where(f.fingerprint.in_(prints)))
+            conn.execute(sa.select(f.agent).distinct().where(f.fingerprint.in_(prints)))
             .scalars()
             .all()
         )
@@ -260,43 +260,53 @@ class LearningStore:
 
     def load_pattern(self, request: LoadPattern) -> PatternState:
         """A Pattern entity's state rebuilt from the ledger (a first start, or a start after the
-        entity retired itself and ended)."""
+        entity retired itself and ended): counts from the failures, status from the learning."""
         state = PatternState(
             fingerprint=request.fingerprint, kind=request.kind, template=request.template
         )
         f = failures.c
         with self.engine.connect() as conn:
             row = self._covering(conn, request.fingerprint)
-            if row is not None:
-                status = "published" if row.status == "merged" else row.status
-                state.status = status if status in ("published", "regressed", "retired") else "new"
-                state.published_at = _aware(row.published_at)
-                state.learning_id = row.id if state.status != "new" else None
-                state.regressions = row.regressions
             seen = conn.execute(
-                sa.select(f.at, f.agent, f.task_id, f.context)
+                sa.select(f.workflow_id, f.n, f.at, f.agent, f.task_id, f.context)
                 .where(f.fingerprint == request.fingerprint)
-                .order_by(f.at)
+                .order_by(f.at, f.workflow_id, f.n)
             ).all()
-        for at, agent, task_id, context in seen:
+        if row is not None:
+            status = "published" if row.status == "merged" else row.status
+            state.status = status if status in ("published", "regressed", "retired") else "new"
+            state.learning_id = row.id
+            state.published_at = _aware(row.published_at)
+            state.regressions = row.regressions
+        retired_at = _aware(row.retired_at) if row is not None else None
+        times: list[datetime] = []
+        for workflow_id, n, at, agent, task_id, context in seen:
             at = _aware(at)
+            assert at is not None
+            times.append(at)
             state.occurrences += 1
             state.first_seen = state.first_seen or at
             state.last_seen = at
-            if agent not in state.agents:
-                state.agents.append(agent)
+            state.recent_keys = [*state.recent_keys, f"{workflow_id}#{n}"][-50:]
+            details = json.loads(context or "{}")
+            for items, item in ((state.agents, agent), (state.repos, details.get("repo"))):
+                if item and item not in items:
+                    items.append(item)
+            state.repo_missing = state.repo_missing or not details.get("repo")
             if task_id not in state.tasks:
                 state.tasks.append(task_id)
-                title = json.loads(context or "{}").get("title")
-                if title:
-                    state.titles.append(title)
-            if state.published_at and at > state.published_at:
-                state.repeats += 1
-        if state.last_seen:
-            state.recent = in_window([_aware(s[0]) for s in seen], state.last_seen, request.window)[
-                -request.min_occurrences :
-            ]
-        del state.agents[:-20], state.tasks[:-20], state.titles[:-20]
+                if details.get("title"):
+                    state.titles.append(details["title"])
+            strategy = details.get("strategy")
+            if strategy and strategy != "initial" and strategy not in state.strategies_failed:
+                state.strategies_failed.append(strategy)
+        if state.status == "retired" and retired_at and times and times[-1] > retired_at:
+            state.status, times = "new", [t for t in times if t > retired_at]  # it came back
+        elif state.status in ("published", "regressed") and state.published_at:
+            state.repeats = sum(1 for t in times if t > state.published_at)
+        if times:
+            state.recent = in_window(times, times[-1], request.window)[-request.min_occurrences :]
+        del state.agents[:-20], state.tasks[:-20], state.titles[:-20], state.repos[:-20]
         return state
 
     def resolutions(self, conn: sa.Connection, prints: Sequence[str]) -> list[Resolution]:
@@ -316,7 +326,7 @@ class LearningStore:
         a = attempts.c
         return list(
             conn.execute(
-                sa.select(sa.distinct(a.strategy)).where(a.fingerprint.in_(list(prints)))
+                sa.select(a.strategy).distinct().where(a.fingerprint.in_(list(prints)))
             ).scalars()
         )
 

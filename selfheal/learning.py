@@ -422,6 +422,7 @@ class PatternState(BaseModel):
     strategies_failed: list[str] = Field(default_factory=list)
     # (workflow id, attempt) of the latest occurrences: a re-delivered signal counts once.
     recent_keys: list[str] = Field(default_factory=list)
+    open_escalations: list[str] = Field(default_factory=list)
 
 
 PatternEvent = Literal["duplicate", "counted", "publish", "regress"]
@@ -456,9 +457,17 @@ def observe(state: PatternState, occurrence: Occurrence, policy: LearningPolicy)
     state.repo_missing = state.repo_missing or occurrence.repo is None
     if occurrence.strategy != "initial":
         _remember(state.strategies_failed, occurrence.strategy)
+    if state.status != "new":
+        state.repeats += 1
+    return decide(state, policy)
+
+
+def decide(state: PatternState, policy: LearningPolicy) -> PatternEvent:
+    """What the entity owes ``state`` now (also after it was rebuilt from the ledger): publish a
+    new pattern seen ``min_occurrences`` times within the window, or regress a published one
+    that recurred more than ``max_repeats_after_learning`` times (the regression is counted)."""
     if state.status == "new":
         return "publish" if len(state.recent) >= policy.min_occurrences else "counted"
-    state.repeats += 1
     if state.status == "published" and state.repeats > policy.max_repeats_after_learning:
         state.status = "regressed"
         state.regressions += 1

@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
     from selfheal import search_attributes as sa
     from selfheal.ids import escalation_workflow_id
-    from selfheal.learning import Occurrence, PatternState, observe
+    from selfheal.learning import Occurrence, PatternEvent, PatternState, decide, observe
     from selfheal.models import CloseIncident, Escalated, EscalationInput, IncidentRecord
     from selfheal.patterns import (
         LoadPattern,
@@ -48,7 +48,6 @@ class Pattern:
         self._state: PatternState | None = input.state
         self._inbox: list[tuple[str, BaseModel]] = []
         self._handled = 0
-        self._escalations: list[str] = []
         self._last_occurrence: Occurrence | None = None
         self._shown: str | None = None
 
@@ -68,27 +67,24 @@ class Pattern:
                 summary="ledger: what is known of this fingerprint",
             )
         state = self._state
+        await self._act(decide(state, input.policy), None)  # owed from what the ledger had
         self._show()
         while True:
+            if state.status == "retired" and not self._inbox:
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if not self._inbox:  # the ledger has it; a new occurrence starts it again
+                    return state
             idle = self._idle_left()
-            if idle is not None and idle > timedelta(0):
-                with contextlib.suppress(TimeoutError):
-                    await workflow.wait_condition(
-                        lambda: bool(self._inbox) or self._should_continue_as_new(),
-                        timeout=idle,
-                        timeout_summary="retire when not seen for retire_after",
-                    )
-            elif idle is None:
-                await workflow.wait_condition(
-                    lambda: bool(self._inbox) or self._should_continue_as_new()
-                )
-            if not self._inbox and self._idle_left() == timedelta(0):
+            if idle == timedelta(0) and not self._inbox:
                 await self._retire(PatternCommand(reason="not seen for retire_after"))
                 self._show()
-                if not self._inbox:
-                    await workflow.wait_condition(workflow.all_handlers_finished)
-                    if not self._inbox:
-                        return state
+                continue
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: bool(self._inbox) or self._should_continue_as_new(),
+                    timeout=idle,
+                    timeout_summary="retire when not seen for retire_after",
+                )
             await self._handle_inbox()
             if self._should_continue_as_new():
                 await workflow.wait_condition(workflow.all_handlers_finished)
@@ -124,7 +120,10 @@ class Pattern:
         if occurrence.fingerprint != self._input.fingerprint:
             return
         self._last_occurrence = occurrence
-        event = observe(self._state, occurrence, self._input.policy)
+        await self._act(observe(self._state, occurrence, self._input.policy), occurrence)
+
+    async def _act(self, event: PatternEvent, occurrence: Occurrence | None) -> None:
+        assert self._state is not None
         if event == "publish":
             learning = await workflow.execute_activity_method(
                 LearningActivities.publish,
@@ -139,12 +138,13 @@ class Pattern:
         elif event == "regress":
             await self._regress(occurrence)
 
-    async def _regress(self, occurrence: Occurrence) -> None:
+    async def _regress(self, occurrence: Occurrence | None) -> None:
         state, input = self._state, self._input
         assert state is not None
         n = state.regressions
         subject = workflow.info().workflow_id
         key = f"{subject}#{n}"
+        agent = occurrence.agent if occurrence else (state.agents[-1] if state.agents else "")
         reason = (
             f"the learning for {input.template[:120]!r} is not working: it recurred "
             f"{state.repeats} times after it was published"
@@ -164,7 +164,7 @@ class Pattern:
                 kind="regressed",
                 subject=subject,
                 task_id=subject,
-                agent=occurrence.agent,
+                agent=agent or None,
                 title=f"the learning for {input.fingerprint} is not working",
                 reason=reason,
                 opened_at=workflow.now(),
@@ -173,7 +173,7 @@ class Pattern:
             start_to_close_timeout=_LEDGER,
             summary=f"ledger: open regression incident {n}",
         )
-        peers = input.peers.get(occurrence.agent, [])
+        peers = input.peers.get(agent, [])
         escalation_id = escalation_workflow_id(subject, n)
         with contextlib.suppress(WorkflowAlreadyStartedError):
             await workflow.start_child_workflow(
@@ -185,11 +185,11 @@ class Pattern:
                     subject=subject,
                     task_id=subject,
                     title=f"the learning for {input.fingerprint} is not working",
-                    agent=occurrence.agent,
+                    agent=agent,
                     peer=peers[0] if peers else None,
                     lead=input.lead,
                     reason=reason,
-                    last_error=occurrence.error,
+                    last_error=occurrence.error if occurrence else None,
                     since=workflow.now(),
                     ladder=input.escalation,
                     retry=input.retry,
@@ -203,7 +203,7 @@ class Pattern:
                 parent_close_policy=ParentClosePolicy.ABANDON,
                 static_summary=f"regressed: {reason[:150]}",
             )
-        self._escalations.append(escalation_id)
+        state.open_escalations.append(escalation_id)
 
     async def _retire(self, command: PatternCommand) -> None:
         state = self._state
@@ -249,14 +249,15 @@ class Pattern:
         await self._close_escalations(f"republished: {command.reason}")
 
     async def _close_escalations(self, note: str) -> None:
-        for escalation_id in self._escalations:
+        assert self._state is not None
+        for escalation_id in self._state.open_escalations:
             try:
                 await workflow.get_external_workflow_handle(escalation_id).signal(
                     "close", CloseIncident(reason="resolved", note=note)
                 )
             except Exception:
                 workflow.logger.info("escalation %s already over", escalation_id)
-        self._escalations.clear()
+        self._state.open_escalations.clear()
 
     # -- signals and query ----------------------------------------------------------------------
 
