@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import os
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ def _stamp(value: Any) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def front_matter(item: Learning, prose_sha: str, analysis_id: str) -> dict[str, Any]:
+def front_matter(item: Learning, prose_sha: str) -> dict[str, Any]:
     return {
         "id": item.id,
         "fingerprint": item.fingerprint,
@@ -73,7 +74,6 @@ def front_matter(item: Learning, prose_sha: str, analysis_id: str) -> dict[str, 
         "last_seen": _stamp(item.last_seen),
         "published_at": _stamp(item.published_at),
         "retired_at": _stamp(item.retired_at),
-        "analysis": analysis_id,
         "prose_sha256": prose_sha,
     }
 
@@ -119,10 +119,22 @@ class PatternDocs:
 
     @activity.defn(name="patterns.write_docs")
     async def write_docs(self, input: DocsInput) -> DocsResult:
-        return await asyncio.to_thread(write_docs, self.settings.patterns_dir, input)
+        info = activity.info()
+        # A retry runs only once Temporal has given the previous attempt up (its heartbeats
+        # stopped): a git index lock older than this attempt is that attempt's, left by a crash.
+        stale_before = info.current_attempt_scheduled_time if info.attempt > 1 else None
+        work = asyncio.ensure_future(
+            asyncio.to_thread(write_docs, self.settings.patterns_dir, input, stale_before)
+        )
+        while not work.done():
+            activity.heartbeat()
+            await asyncio.wait({work}, timeout=2.0)
+        return work.result()
 
 
-def write_docs(directory: Path, input: DocsInput) -> DocsResult:
+def write_docs(
+    directory: Path, input: DocsInput, stale_before: datetime | None = None
+) -> DocsResult:
     result = DocsResult(directory=str(directory))
     if not directory.is_dir():
         result.problems.append(
@@ -145,10 +157,9 @@ def write_docs(directory: Path, input: DocsInput) -> DocsResult:
     planned: dict[Path, str] = {}
     for item in sorted(input.learnings, key=lambda x: x.slug):
         path = directory / f"{item.slug}.md"
-        text = _plan(path, item, input.analysis_id, result)
+        text = _plan(path, item, result)
         if text is not None:
             planned[path] = text
-    changed: list[Path] = []
     for path, text in planned.items():
         current = path.read_text() if path.exists() else None
         if current == text:
@@ -164,14 +175,25 @@ def write_docs(directory: Path, input: DocsInput) -> DocsResult:
         tmp.write_text(text)
         tmp.replace(path)
         result.written.append(path.name)
-        changed.append(path)
     if repo is not None:
-        ours = [p for p in planned if p.resolve() in dirty and p.read_text() == planned[p]]
-        result.commit = _commit(repo, [*changed, *ours], input.analysis_id, result)
+        # Ours to commit: every file now as planned that HEAD does not have yet (written now, or
+        # by an attempt that crashed before its commit); a person's edits are never among them.
+        ours = [p for p in planned if p.read_text() == planned[p] and _differs_from_head(repo, p)]
+        _clear_stale_lock(repo, stale_before, result)
+        result.commit = _commit(repo, ours, input.analysis_id, result)
     return result
 
 
-def _plan(path: Path, item: Learning, analysis_id: str, result: DocsResult) -> str | None:
+def _clear_stale_lock(repo: git.Repo, stale_before: datetime | None, result: DocsResult) -> None:
+    lock = Path(repo.git_dir) / "index.lock"
+    if stale_before is None or not lock.exists():
+        return
+    if datetime.fromtimestamp(lock.stat().st_mtime, UTC) < stale_before:
+        lock.unlink(missing_ok=True)
+        result.notes.append(f"removed {lock}, left by an analysis attempt that crashed")
+
+
+def _plan(path: Path, item: Learning, result: DocsResult) -> str | None:
     """The file's new text; None (and a problem) when its front matter is malformed."""
     body, sha = prose(item), None
     if path.exists():
@@ -193,7 +215,7 @@ def _plan(path: Path, item: Learning, analysis_id: str, result: DocsResult) -> s
             if text and text != " ".join(item.hint.split()):
                 result.person_hints.append(PersonHint(learning_id=item.id, text=text))
                 item = item.model_copy(update={"hint": text, "hint_source": "person"})
-    return render(front_matter(item, sha or prose_hash(body), analysis_id), body)
+    return render(front_matter(item, sha or prose_hash(body)), body)
 
 
 def _repo(directory: Path) -> git.Repo | None:

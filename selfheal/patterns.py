@@ -168,6 +168,7 @@ class DocsResult(BaseModel):
     person_hints: list[PersonHint] = Field(default_factory=list)
     commit: str | None = None
     problems: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
 
 
 class AnalysisReport(BaseModel):

@@ -41,8 +41,9 @@ def learning(id: str, **kw) -> Learning:
 
 
 def occurrence(n: int, at: datetime, task: str = "t1", agent: str = "SAM", **kw) -> Occurrence:
-    base = {"fingerprint": "task-x", "kind": "task", "template": "x", "workflow_id": f"task-{task}",
-            "task_id": task, "attempt": n, "agent": agent, "strategy": "initial", "at": at}  # fmt: skip
+    base = {"fingerprint": "task-x", "kind": "task", "template": "x",
+            "workflow_id": f"task-{task}", "task_id": task, "attempt": n, "agent": agent,
+            "strategy": "initial", "at": at}  # fmt: skip
     return Occurrence(**(base | kw))
 
 
@@ -143,8 +144,11 @@ def test_scope_comes_from_the_failing_tasks_titles_and_their_one_repo():
 
 
 def test_advice_follows_what_resolved_it():
-    resolved = [Resolution(strategy="fresh", agent="ALEX"), Resolution(strategy="fresh", agent="LEO"),
-                Resolution(strategy="alternative", agent="ALEX")]  # fmt: skip
+    resolved = [
+        Resolution(strategy="fresh", agent="ALEX"),
+        Resolution(strategy="fresh", agent="LEO"),
+        Resolution(strategy="alternative", agent="ALEX"),
+    ]
     assert advice_from("agent", resolved, ["same", "fresh"]) == Advice(
         strategy="fresh", agent="ALEX", avoid=["same"]
     )
