@@ -535,8 +535,19 @@ class LearningStore:
                 sa.select(learnings).where(learnings.c.status != "merged").order_by(learnings.c.id)
             ).all()
             for row in rows:
+                # its own votes and those of the near-duplicates merged into it, in time order
+                ids = [
+                    row.id,
+                    *conn.execute(
+                        sa.select(learnings.c.id).where(learnings.c.merged_into == row.id)
+                    ).scalars(),
+                ]
                 outcomes = (
-                    conn.execute(sa.select(u.outcome).where(u.learning_id == row.id).order_by(u.at))
+                    conn.execute(
+                        sa.select(u.outcome)
+                        .where(u.learning_id.in_(ids))
+                        .order_by(u.at, u.workflow_id, u.attempt)
+                    )
                     .scalars()
                     .all()
                 )
@@ -546,10 +557,11 @@ class LearningStore:
                         learnings.update().where(learnings.c.id == row.id).values(score=score)
                     )
                     report.rescored[row.id] = score
-            for row in conn.execute(
-                sa.select(learnings).where(learnings.c.status != "merged").order_by(learnings.c.id)
-            ).all():
+            for row in conn.execute(sa.select(learnings).order_by(learnings.c.id)).all():
                 item = self._learning(row, conn)
+                report.learnings.append(item)  # a merged one too: its file says where it went
+                if item.status == "merged":
+                    continue
                 idle = (
                     item.last_seen is not None
                     and (now - item.last_seen).total_seconds() >= policy.retire_after
@@ -568,10 +580,11 @@ class LearningStore:
                     report.new.append(item.id)
                 if item.status == "regressed":
                     report.regressed.append(item.id)
-                report.learnings.append(item)
             since = now - timedelta(seconds=policy.window)
             recurring = []
             for item in report.learnings:
+                if item.status == "merged":
+                    continue
                 n = conn.execute(
                     sa.select(sa.func.count()).where(
                         failures.c.fingerprint.in_(item.all_prints()), failures.c.at >= since
