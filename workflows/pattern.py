@@ -26,7 +26,14 @@ with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
     from selfheal import search_attributes as sa
     from selfheal.ids import escalation_workflow_id
-    from selfheal.learning import Occurrence, PatternEvent, PatternState, decide, observe
+    from selfheal.learning import (
+        Occurrence,
+        PatternEvent,
+        PatternState,
+        decide,
+        observe,
+        pattern_workflow_id,
+    )
     from selfheal.models import CloseIncident, Escalated, EscalationInput, IncidentRecord
     from selfheal.patterns import (
         LoadPattern,
@@ -142,7 +149,7 @@ class Pattern:
         state, input = self._state, self._input
         assert state is not None
         n = state.regressions
-        subject = workflow.info().workflow_id
+        subject = pattern_workflow_id(input.fingerprint)
         key = f"{subject}#{n}"
         agent = occurrence.agent if occurrence else (state.agents[-1] if state.agents else "")
         reason = (
