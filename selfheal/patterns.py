@@ -111,6 +111,8 @@ class AnalysisInput(BaseModel):
 
     policy: LearningPolicy = Field(default_factory=LearningPolicy)
     digest: bool = True
+    # A worker lost while writing the docs is noticed after this long, and the step retried.
+    heartbeat_timeout: float = Field(default=15.0, gt=0)
 
 
 class ConsolidateInput(BaseModel):

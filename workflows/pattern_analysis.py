@@ -52,7 +52,7 @@ class PatternAnalysis:
             PatternDocs.write_docs,
             DocsInput(analysis_id=analysis_id, learnings=consolidation.learnings, now=now),
             start_to_close_timeout=timedelta(minutes=5),
-            heartbeat_timeout=timedelta(seconds=15),
+            heartbeat_timeout=timedelta(seconds=input.heartbeat_timeout),
             retry_policy=_RETRY,
             summary="write docs/patterns and commit",
         )
