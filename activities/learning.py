@@ -16,7 +16,7 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
 )
 
-from activities.learning_store import LearningStore
+from activities.ledger.learnings import LearningStore
 from selfheal import search_attributes as sa
 from selfheal.learning import Learning, Occurrence, PatternState, pattern_workflow_id
 from selfheal.patterns import (

@@ -21,8 +21,8 @@ from activities.git import GitActivities
 from activities.github import GitHubActivities
 from activities.health import HealthActivities
 from activities.learning import LearningActivities
-from activities.learning_store import LearningStore
 from activities.ledger import CommitGuardLedgerActivities, Ledger, LedgerActivities
+from activities.ledger.learnings import LearningStore
 from activities.notify import NotifyActivities
 from activities.patterns import PatternDocs
 from activities.review import ReviewActivities

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 
 from temporalio.service import RPCError
 
-from activities.learning_store import LearningStore, UnknownLearning
 from activities.ledger import Ledger
+from activities.ledger.learnings import LearningStore, UnknownLearning
 from selfheal.config import Settings, load_settings
 from selfheal.learning import Learning, pattern_workflow_id
 from selfheal.patterns import AnalysisInput, AnalysisReport, PatternCommand

@@ -5,8 +5,8 @@ import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from activities.learning_store import LearningStore
 from activities.ledger import Ledger
+from activities.ledger.learnings import LearningStore
 from selfheal.errors import fingerprint
 from selfheal.learning import Learning, LearningPolicy, UseRecord, template_of
 from selfheal.models import AttemptLedgerEntry, AttemptRecord
@@ -42,9 +42,7 @@ def fail(
     return fp
 
 
-def succeed(
-    ledger: Ledger, task: str, at: datetime, *, n: int, agent: str, strategy: str
-) -> None:
+def succeed(ledger: Ledger, task: str, at: datetime, *, n: int, agent: str, strategy: str) -> None:
     attempt = AttemptRecord(
         n=n, agent=agent, strategy=strategy, outcome="succeeded",
         started_at=at - timedelta(seconds=5), ended_at=at,
@@ -75,9 +73,7 @@ def publish(ledger: Ledger, fp: str, kind: str, error: str, at: datetime) -> Lea
     return store.publish(PublishInput(state=state, policy=LearningPolicy(), at=at))
 
 
-def use(
-    ledger: Ledger, learning: Learning, task: str, n: int, outcome: str, at: datetime
-) -> None:
+def use(ledger: Ledger, learning: Learning, task: str, n: int, outcome: str, at: datetime) -> None:
     LearningStore(ledger).after_attempt(
         AttemptLearning(
             workflow_id=f"task-{task}", attempt=n, outcome="succeeded" if outcome == "succeeded"

@@ -1,20 +1,14 @@
 """The learning loop's ledger: idempotent writes, resolutions, scores, coverage after a merge,
-the Pattern state rebuilt from failures. On SQLite here (PostgreSQL with the ledger fixture)."""
+the Pattern state rebuilt from failures. Each on SQLite and on PostgreSQL."""
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from activities.learning_store import (
-    LearningStore,
-    UnknownLearning,
-    failure_resolutions,
-    learning_uses,
-    learnings,
-)
 from activities.ledger import Ledger
+from activities.ledger.learnings import LearningStore, UnknownLearning
+from activities.ledger.schema import failure_resolutions, learning_uses, learnings
 from selfheal.learning import LearningPolicy, UseRecord
 from selfheal.patterns import AttemptLearning, HintsRequest, LoadPattern, StatusChange
 from tests.learning_ledger import fail, publish, succeed, use
@@ -24,8 +18,9 @@ ERROR = "tests fail: the orders migration was never generated"
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Ledger:
-    return Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+def ledger(ledger_url: str) -> Ledger:
+    """A new ledger, migrated to the head: SQLite, then PostgreSQL."""
+    return Ledger(ledger_url)
 
 
 def count(ledger: Ledger, table: sa.Table) -> int:

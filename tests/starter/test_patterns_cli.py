@@ -12,8 +12,8 @@ from temporalio.client import ScheduleCalendarSpec, WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.learning_store import LearningStore
 from activities.ledger import Ledger
+from activities.ledger.learnings import LearningStore
 from selfheal.config import Settings
 from selfheal.patterns import ANALYSIS_SCHEDULE_ID
 from selfheal.plugins import SelfHealing

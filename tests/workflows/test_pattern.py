@@ -13,8 +13,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.learning import signal_pattern
-from activities.learning_store import LearningStore
 from activities.ledger import Ledger, incidents
+from activities.ledger.learnings import LearningStore
 from selfheal import search_attributes as sa
 from selfheal.config import Settings
 from selfheal.learning import LearningPolicy, Occurrence, PatternState, pattern_workflow_id

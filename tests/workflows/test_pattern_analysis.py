@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.learning_store import LearningStore
+from activities.ledger.learnings import LearningStore
 from selfheal.config import Settings
 from selfheal.learning import LearningPolicy
 from selfheal.patterns import AnalysisInput, AnalysisReport

@@ -10,8 +10,9 @@ from pathlib import Path
 import sqlalchemy as sa
 from temporalio.testing import WorkflowEnvironment
 
-from activities.learning_store import LearningStore, learnings
 from activities.ledger import Ledger
+from activities.ledger.learnings import LearningStore
+from activities.ledger.schema import learnings
 from selfheal.config import Settings
 from selfheal.learning import LearningPolicy
 from selfheal.patterns import AnalysisInput, AnalysisReport

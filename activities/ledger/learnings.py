@@ -1,5 +1,5 @@
-"""The learning loop's part of the ledger (M2.5): learnings, their uses with outcomes, and what
-resolved each failure. Queries and idempotent writes over SQLAlchemy Core; SQLite and PostgreSQL.
+"""The learning loop's queries and idempotent writes (M2.5) over the ledger's ``learnings``,
+``learning_uses`` and ``failure_resolutions`` tables; SQLite and PostgreSQL.
 
 Failures themselves are the ledger's ``failures`` rows (written with every failed attempt, their
 context holding the strategy, the hints and learning ids given, and the normalised template);
@@ -14,7 +14,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from activities.ledger import Ledger, attempts, failures, metadata
+from activities.ledger.schema import (
+    attempts,
+    failure_resolutions,
+    failures,
+    learning_uses,
+    learnings,
+)
+from activities.ledger.store import Ledger
 from selfheal.learning import (
     ATTACHABLE,
     Learning,
@@ -46,62 +53,6 @@ from selfheal.patterns import (
     StatusChange,
 )
 
-learnings = sa.Table(
-    "learnings",
-    metadata,
-    sa.Column("id", sa.String(255), primary_key=True),
-    sa.Column("fingerprint", sa.String(64), nullable=False, unique=True),
-    sa.Column("fingerprints", sa.Text, nullable=False, default="[]"),
-    sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("template", sa.Text, nullable=False),
-    sa.Column("slug", sa.String(128), nullable=False, unique=True),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("scope", sa.Text, nullable=False),
-    sa.Column("advice", sa.Text, nullable=False),
-    sa.Column("hint", sa.Text, nullable=False),
-    sa.Column("hint_source", sa.String(16), nullable=False),
-    sa.Column("score", sa.Integer, nullable=False),
-    sa.Column("regressions", sa.Integer, nullable=False, default=0),
-    sa.Column("merged_into", sa.String(255)),
-    sa.Column("first_seen", sa.DateTime(timezone=True)),
-    sa.Column("published_at", sa.DateTime(timezone=True)),
-    sa.Column("retired_at", sa.DateTime(timezone=True)),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-)
-
-# One row per learning given to an attempt; its outcome scores the learning (once: the row's
-# insert is the vote, so a retried write never votes twice).
-learning_uses = sa.Table(
-    "learning_uses",
-    metadata,
-    sa.Column("workflow_id", sa.String(255), primary_key=True),
-    sa.Column("attempt", sa.Integer, primary_key=True),
-    sa.Column("learning_id", sa.String(255), primary_key=True),
-    sa.Column("agent", sa.String(64), nullable=False),
-    sa.Column("how", sa.String(16), nullable=False),
-    sa.Column("outcome", sa.String(16), nullable=False),
-    sa.Column("fingerprint", sa.String(64)),
-    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
-)
-
-# What ended each failure: the later attempt of the same task that succeeded, or the escalation
-# (the ``failed`` incident) that took the task over.
-failure_resolutions = sa.Table(
-    "failure_resolutions",
-    metadata,
-    sa.Column("workflow_id", sa.String(255), primary_key=True),
-    sa.Column("n", sa.Integer, primary_key=True),
-    sa.Column("by", sa.String(16), nullable=False),
-    sa.Column("attempt", sa.Integer),
-    sa.Column("strategy", sa.String(32)),
-    sa.Column("agent", sa.String(64)),
-    sa.Column("learning_ids", sa.Text, nullable=False, default="[]"),
-    sa.Column("incident_key", sa.String(255)),
-    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
-)
-
-TABLES = (learnings, learning_uses, failure_resolutions)
-
 
 class UnknownLearning(LookupError):
     pass
@@ -125,8 +76,10 @@ class LearningStore:
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
-        self.engine = ledger.engine
-        metadata.create_all(self.engine, tables=list(TABLES))
+
+    @property
+    def engine(self) -> sa.Engine:
+        return self.ledger.engine  # opened (and migrated) on first use
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -454,11 +407,10 @@ class LearningStore:
         failures. Idempotent: a retried call changes nothing."""
         with self.engine.begin() as conn:
             for use in entry.uses:
-                inserted = conn.execute(
-                    self.ledger._upsert(learning_uses, self._use_row(use), [])
-                ).rowcount
-                if inserted != 1:
-                    continue
+                # RETURNING, not rowcount (psycopg reports -1 for ON CONFLICT DO NOTHING)
+                stmt = self.ledger._upsert(learning_uses, self._use_row(use), [])
+                if conn.execute(stmt.returning(learning_uses.c.attempt)).first() is None:
+                    continue  # recorded before: it has voted already
                 current = conn.execute(
                     sa.select(learnings.c.score).where(learnings.c.id == use.learning_id)
                 ).scalar()
