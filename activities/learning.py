@@ -67,7 +67,7 @@ class LearningActivities:
 
     @activity.defn(name="learning.advice_for")
     async def advice_for(self, request: AdviceRequest) -> Learning | None:
-        return await asyncio.to_thread(self.store.advice_for, request.fingerprint)
+        return await asyncio.to_thread(self.store.advice_for, request.fingerprint, request.kinds)
 
     @activity.defn(name="learning.after_attempt")
     async def after_attempt(self, entry: AttemptLearning) -> None:

@@ -49,6 +49,9 @@ class LearningPolicy(BaseModel):
     max_repeats_after_learning: int = Field(default=2, ge=0)
     retire_after: Seconds = 30 * DAY
     max_attached: int = Field(default=5, ge=0)
+    # Kinds whose learnings reach dispatches. A transient blip or a permanent refusal is counted
+    # and reported like any pattern, but what an agent is told changes neither.
+    feedback_kinds: list[str] = Field(default_factory=lambda: ["task", "agent"])
     initial_score: int = Field(default=2, ge=1)
     max_score: int = Field(default=5, ge=1)
     merge_similarity: float = Field(default=0.8, gt=0, le=1)
@@ -245,11 +248,15 @@ def words(*texts: str) -> set[str]:
 
 
 def scope_words(titles: Iterable[str], limit: int = 8) -> list[str]:
-    """The words of the failing tasks' titles, the most common first (one vote per task)."""
+    """The words that characterise the failing tasks: those in at least half of their titles
+    (one vote per task), the most common first. Failures spread over unrelated work share no
+    such word, and their learning applies everywhere."""
+    titles = list(titles)
     counts: Counter[str] = Counter()
     for title in titles:
         counts.update(words(title))
-    return [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+    common = [(w, n) for w, n in counts.items() if 2 * n >= len(titles)]
+    return [w for w, _ in sorted(common, key=lambda kv: (-kv[1], kv[0]))[:limit]]
 
 
 def context_repo(context: Mapping[str, Any]) -> str | None:
@@ -295,21 +302,29 @@ def select_learnings(
     description: str = "",
     context: Mapping[str, Any] | None = None,
     limit: int = 5,
+    kinds: Iterable[str] | None = None,
 ) -> list[Learning]:
-    """The learnings to attach to a dispatch: published (or regressed) ones with a positive score
-    whose scope matches, best score first, then the most relevant, then the most recent."""
-    ranked: list[tuple[int, int, float, str, Learning]] = []
+    """The learnings to attach to a dispatch: published (or regressed) ones of ``kinds`` with a
+    positive score whose scope matches. The ones whose scope singles this work out (a word of
+    its title, its repo, its labels or agent) come before those that apply to all work; within
+    each, best score first, then the most relevant, then the most recently published."""
+    allowed = set(kinds) if kinds is not None else None
+    ranked: list[tuple[int, int, int, float, str, Learning]] = []
     for item in learnings:
         if item.status not in ATTACHABLE or item.score <= 0:
+            continue
+        if allowed is not None and item.kind not in allowed:
             continue
         fit = relevance(
             item.scope, agent=agent, title=title, description=description, context=context
         )
         if fit is None:
             continue
-        seen = item.last_seen.timestamp() if item.last_seen else 0.0
-        ranked.append((-item.score, -fit, -seen, item.id, item))
-    return [r[-1] for r in sorted(ranked, key=lambda r: r[:4])[:limit]]
+        scope = item.scope
+        specific = fit > 0 or bool(scope.agents or scope.repos or scope.labels)
+        published = item.published_at.timestamp() if item.published_at else 0.0
+        ranked.append((0 if specific else 1, -item.score, -fit, -published, item.id, item))
+    return [r[-1] for r in sorted(ranked, key=lambda r: r[:5])[:limit]]
 
 
 # -- advice, hint text, score ---------------------------------------------------------------------

@@ -80,10 +80,12 @@ class HintsRequest(BaseModel):
     description: str = ""
     context: dict[str, Any] = Field(default_factory=dict)
     limit: int = 5
+    kinds: list[str] = Field(default_factory=lambda: ["task", "agent"])
 
 
 class AdviceRequest(BaseModel):
     fingerprint: str
+    kinds: list[str] = Field(default_factory=lambda: ["task", "agent"])
 
 
 class AttemptLearning(BaseModel):

@@ -199,15 +199,18 @@ class LearningStore:
                 description=request.description,
                 context=request.context,
                 limit=request.limit,
+                kinds=request.kinds,
             )
             return chosen
 
-    def advice_for(self, fingerprint: str) -> Learning | None:
+    def advice_for(self, fingerprint: str, kinds: Iterable[str] | None = None) -> Learning | None:
         """The published (or regressed) learning for a fingerprint, whatever its score: the
         failure just happened, so its advice is the best there is."""
         with self.engine.connect() as conn:
             row = self._covering(conn, fingerprint)
             if row is None or row.status not in ATTACHABLE:
+                return None
+            if kinds is not None and row.kind not in set(kinds):
                 return None
             return self._learning(row, conn, with_counts=False)
 

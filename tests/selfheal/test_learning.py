@@ -21,6 +21,7 @@ from selfheal.learning import (
     relevance,
     rescore,
     scope_for,
+    scope_words,
     score_from,
     select_learnings,
     similarity,
@@ -96,13 +97,19 @@ def test_scope_filters_then_ranks_by_score_relevance_recency():
     def ids(**kw) -> list[str]:
         return [x.id for x in select_learnings(pool, **({"agent": "SAM"} | kw))]
 
-    assert ids(title="add the orders migration") == ["everyone", "migrations"]
-    assert ids(title="rename a column", description="schema change") == ["everyone", "migrations"]
+    # what singles this work out comes first, then what applies everywhere
+    assert ids(title="add the orders migration") == ["migrations", "everyone"]
+    assert ids(title="rename a column", description="schema change") == ["migrations", "everyone"]
     assert ids(title="x", context={"repo": "shop", "labels": ["DB"]}) == [
         "labelled", "in-repo", "everyone",
     ]  # fmt: skip
     assert ids(agent="leo", title="x") == ["for-leo", "everyone"]
-    assert ids(title="migration", limit=1) == ["everyone"]
+    assert ids(title="migration", limit=1) == ["migrations"]
+    assert ids(title="css") == ["everyone"]
+    transient = learning("blip", kind="transient", score=5)
+    assert [
+        x.id for x in select_learnings([transient], agent="SAM", title="x", kinds=["task"])
+    ] == []
     assert relevance(migrations.scope, agent="SAM", title="the schema migration") == 2
     assert relevance(migrations.scope, agent="SAM", title="css") is None
 
@@ -138,6 +145,8 @@ def test_scope_comes_from_the_failing_tasks_titles_and_their_one_repo():
     observe(state, occurrence(1, T0, task="t2", title="Users migration", repo="shop"), POLICY)
     scope = scope_for(state)
     assert scope.words[0] == "migration" and set(scope.words) == {"migration", "orders", "users"}
+    assert scope_words(["orders migration", "users migration", "login page"]) == ["migration"]
+    assert scope_words(["a page", "b table", "c cookie"]) == []  # unrelated work: everywhere
     assert scope.repos == ["shop"] and scope.agents == []
     observe(state, occurrence(1, T0, task="t3", title="x"), POLICY)  # one without a repo
     assert scope_for(state).repos == []
