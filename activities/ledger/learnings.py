@@ -344,6 +344,21 @@ class LearningStore:
             row = conn.execute(sa.select(learnings).where(learnings.c.id == item.id)).one()
             return self._learning(row, conn)
 
+    def _readvise(self, conn: sa.Connection, row: Any, now: datetime) -> None:
+        """The advice from every resolution seen so far (a generated hint follows it)."""
+        prints = sorted({row.fingerprint, *json.loads(row.fingerprints)})
+        advice = advice_from(
+            row.kind, self.resolutions(conn, prints), self.failed_strategies(conn, prints)
+        )
+        if advice.model_dump_json() == row.advice:
+            return
+        values: dict[str, Any] = {"advice": advice.model_dump_json(), "updated_at": now}
+        if row.hint_source == "generated":
+            item = self._learning(row, conn)
+            item.advice = advice
+            values["hint"] = hint_text(item)
+        conn.execute(learnings.update().where(learnings.c.id == row.id).values(values))
+
     def _row(self, item: Learning, now: datetime) -> dict[str, Any]:
         return {
             "id": item.id,
@@ -512,6 +527,7 @@ class LearningStore:
                         learnings.update().where(learnings.c.id == row.id).values(score=score)
                     )
                     report.rescored[row.id] = score
+                self._readvise(conn, row, now)
             for row in conn.execute(sa.select(learnings).order_by(learnings.c.id)).all():
                 item = self._learning(row, conn)
                 report.learnings.append(item)  # a merged one too: its file says where it went
