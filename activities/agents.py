@@ -37,6 +37,10 @@ SIM_ERRORS = {
     "task": "sim: tests still fail with this approach",
     "permanent": "sim: no API key configured for the repository",
 }
+# An agent or task fault is this task's own: its message names the task, so two tasks' faults are
+# two fingerprints (as two real failing test runs would be). A mistake that recurs across tasks
+# is ``mistake:NAME``; a network blip or a missing key is the same error wherever it happens.
+_OWN_FAULTS = {"agent", "task"}
 _TAIL_LINES = 40
 
 
@@ -115,9 +119,10 @@ class AgentActivities:
                 output=f"sim: {input.title} done; avoided {step.name} thanks to {learned.id}",
             )
         if step.kind in SIM_ERRORS:
-            return AgentRunResult(
-                outcome="failed", error=SIM_ERRORS[step.kind], error_kind=step.kind
-            )
+            error = SIM_ERRORS[step.kind]
+            if step.kind in _OWN_FAULTS:
+                error = f"{error} ({input.title})"
+            return AgentRunResult(outcome="failed", error=error, error_kind=step.kind)
         if step.kind == "ok":
             return AgentRunResult(outcome="succeeded", output=f"sim: {input.title} done")
         # stall / hang: alive (heartbeating) but making no progress.

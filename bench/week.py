@@ -117,6 +117,8 @@ class RunResult:
     analyses: list[str] = field(default_factory=list)
     unfinished: Counter[str] = field(default_factory=Counter)
     regressions: int = 0
+    # every learning of a kind fed back to dispatches (task, agent): repeats after publication
+    fed_back: dict[str, int] = field(default_factory=dict)
 
 
 # -- the week -------------------------------------------------------------------------------------
@@ -294,10 +296,15 @@ async def play(
         await apply_schedule(client, schedule_id, schedule)
         watcher = asyncio.create_task(person.run())
         try:
+            day = -1
             for p in plan:
                 wait = began + p.at / scale - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
+                if p.day != day:
+                    day = p.day
+                    took = time.monotonic() - began
+                    print(f"  {label}: day {day + 1} ({took:.0f} s)", flush=True)
                 input = build_task_input(
                     settings, agent=p.agent, title=p.title, task_id=p.id,
                     adapter=AdapterSpec(kind="sim", sim=sim_script(p, scale)),
@@ -373,6 +380,18 @@ def measure(
             result.published_day[name] = (
                 (published - start).total_seconds() * scale / DAY if published else None
             )
+        feedback = LearningPolicy().feedback_kinds
+        for fp, published in conn.execute(
+            sa.select(learnings.c.fingerprint, learnings.c.published_at).where(
+                learnings.c.kind.in_(feedback), learnings.c.published_at.is_not(None)
+            )
+        ).all():
+            published = published if published.tzinfo else published.replace(tzinfo=UTC)
+            result.fed_back[fp] = conn.execute(
+                sa.select(sa.func.count()).where(
+                    failures.c.fingerprint == fp, failures.c.at > published
+                )
+            ).scalar_one()
         result.regressions = conn.execute(
             sa.select(sa.func.count()).select_from(incidents).where(incidents.c.kind == "regressed")
         ).scalar_one()
@@ -424,9 +443,13 @@ def report(on: RunResult, off: RunResult, plan: list[Planned], args: argparse.Na
             f"{on.before[name]:>6} / {on.after[name]:<6}   {off.before[name]:>6} / "
             f"{off.after[name]:<6}"
         )
-    worst_on = max(on.after.values(), default=0)
-    worst_off = max(off.after.values(), default=0)
-    print(f"  most repeats of one mistake after publication: on {worst_on}, off {worst_off}")
+    worst_on = max(on.fed_back.values(), default=0)
+    worst_off = max(off.fed_back.values(), default=0)
+    print(
+        f"  learnings fed back to dispatches (task/agent kinds): on {len(on.fed_back)}, off "
+        f"{len(off.fed_back)}; most repeats of one fingerprint after its publication: "
+        f"on {worst_on}, off {worst_off}"
+    )
     print(f"  total attempts: on {on.attempts}, off {off.attempts}")
     print(f"  regression incidents: on {on.regressions}, off {off.regressions}")
     for r in (on, off):

@@ -480,10 +480,17 @@ def observe(state: PatternState, occurrence: Occurrence, policy: LearningPolicy)
 def decide(state: PatternState, policy: LearningPolicy) -> PatternEvent:
     """What the entity owes ``state`` now (also after it was rebuilt from the ledger): publish a
     new pattern seen ``min_occurrences`` times within the window, or regress a published one
-    that recurred more than ``max_repeats_after_learning`` times (the regression is counted)."""
+    that recurred more than ``max_repeats_after_learning`` times (the regression is counted).
+    Only a kind whose learnings reach dispatches (``feedback_kinds``) can regress: a transient
+    blip recurs whatever anyone learned."""
     if state.status == "new":
         return "publish" if len(state.recent) >= policy.min_occurrences else "counted"
-    if state.status == "published" and state.repeats > policy.max_repeats_after_learning:
+    fed_back = state.kind in policy.feedback_kinds  # else no learning reached a dispatch
+    if (
+        fed_back
+        and state.status == "published"
+        and state.repeats > policy.max_repeats_after_learning
+    ):
         state.status = "regressed"
         state.regressions += 1
         return "regress"

@@ -193,3 +193,10 @@ def test_the_mistake_token_and_its_fingerprint():
     for bad in ("mistake:", "mistake:Bad Name!", "mistake:/x"):
         with pytest.raises(SimScriptError):
             parse_sim_script(bad)
+
+
+def test_a_kind_that_is_not_fed_back_never_regresses():
+    state = PatternState(fingerprint="transient-x", kind="transient", template="x",
+                         status="published")  # fmt: skip
+    events = [observe(state, occurrence(1, T0, task=f"r{i}"), POLICY) for i in range(5)]
+    assert "regress" not in events and state.status == "published" and state.repeats == 5
