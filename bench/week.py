@@ -113,6 +113,7 @@ class RunResult:
     published_day: dict[str, float | None] = field(default_factory=dict)
     retry_success: dict[int, tuple[int, int]] = field(default_factory=dict)
     ceo: Counter[int] = field(default_factory=Counter)
+    ceo_by_kind: Counter[str] = field(default_factory=Counter)
     repeats: Counter[int] = field(default_factory=Counter)
     analyses: list[str] = field(default_factory=list)
     unfinished: Counter[str] = field(default_factory=Counter)
@@ -358,10 +359,21 @@ def measure(
             tried = [w for w in failed_once if ids[w].day == day]
             recovered = sum(1 for w in tried if states.get(w) == "succeeded")
             result.retry_success[day] = (recovered, len(tried))
-        for (at,) in conn.execute(
-            sa.select(notifications.c.at).where(notifications.c.target == "ceo")
+        kinds = {}
+        stalls = {f"task-{p.id}" for p in plan if p.kind == "stall"}
+        for key, kind, subject in conn.execute(
+            sa.select(incidents.c.key, incidents.c.kind, incidents.c.subject)
+        ).all():
+            if kind == "stuck" and subject not in stalls:
+                kind = "stuck (not a planned stall)"
+            kinds[key] = kind
+        for at, key in conn.execute(
+            sa.select(notifications.c.at, notifications.c.incident_key).where(
+                notifications.c.target == "ceo"
+            )
         ).all():
             result.ceo[day_of(at)] += 1
+            result.ceo_by_kind[kinds.get(key, "?")] += 1
         for name in sorted({p.mistake for p in plan if p.mistake}):
             fp = mistake_fingerprint(name)
             published = conn.execute(
@@ -452,6 +464,9 @@ def report(on: RunResult, off: RunResult, plan: list[Planned], args: argparse.Na
     )
     print(f"  total attempts: on {on.attempts}, off {off.attempts}")
     print(f"  regression incidents: on {on.regressions}, off {off.regressions}")
+    for r in (on, off):
+        why = ", ".join(f"{n} {k}" for k, n in sorted(r.ceo_by_kind.items())) or "none"
+        print(f"  CEO alerts by incident ({r.label}): {why}")
     for r in (on, off):
         if r.unfinished:
             states = ", ".join(f"{n} {s}" for s, n in sorted(r.unfinished.items()))
