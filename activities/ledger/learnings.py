@@ -565,3 +565,24 @@ class LearningStore:
                     recurring.append(Recurring(id=item.id, template=item.template, occurrences=n))
             report.top_recurring = sorted(recurring, key=lambda r: (-r.occurrences, r.id))[:5]
         return report
+
+
+def max_repeats_after_learning(
+    conn: sa.Connection, kinds: Iterable[str] = ("task", "agent")
+) -> int | None:
+    """The seed metric "same mistake repeated after learning": the most failures of one
+    fingerprint after its learning was published, over the learnings of ``kinds`` (those fed
+    back to dispatches); None while no learning has been published. One grouped query."""
+    lc, f = learnings.c, failures.c
+    per_learning = (
+        sa.select(sa.func.count(f.fingerprint).label("n"))
+        .select_from(
+            learnings.outerjoin(
+                failures, sa.and_(f.fingerprint == lc.fingerprint, f.at > lc.published_at)
+            )
+        )
+        .where(lc.published_at.is_not(None), lc.kind.in_(list(kinds)))
+        .group_by(lc.id)
+        .subquery()
+    )
+    return conn.execute(sa.select(sa.func.max(per_learning.c.n))).scalar()

@@ -7,7 +7,11 @@ import pytest
 import sqlalchemy as sa
 
 from activities.ledger import Ledger
-from activities.ledger.learnings import LearningStore, UnknownLearning
+from activities.ledger.learnings import (
+    LearningStore,
+    UnknownLearning,
+    max_repeats_after_learning,
+)
 from activities.ledger.schema import failure_resolutions, learning_uses, learnings
 from selfheal.learning import LearningPolicy, UseRecord
 from selfheal.patterns import AttemptLearning, HintsRequest, LoadPattern, StatusChange
@@ -129,3 +133,26 @@ def test_a_use_is_its_own_row_per_attempt_and_learning(ledger: Ledger):
     )  # fmt: skip
     assert LearningStore(ledger).get(item.id).score == 2  # another failure: no vote
     assert [u.how for u in LearningStore(ledger).uses(item.id)] == ["attached"]
+
+
+def test_the_seed_metric_repeats_after_learning(ledger: Ledger):
+    with ledger.engine.connect() as conn:
+        assert max_repeats_after_learning(conn) is None  # nothing learned yet
+    fp = fail(ledger, ERROR, "a", NOW - timedelta(hours=2))
+    fail(ledger, ERROR, "b", NOW - timedelta(hours=1))
+    publish(ledger, fp, "task", ERROR, NOW)
+    other = "ImportError: cannot import name Money"
+    fp2 = fail(ledger, other, "c", NOW - timedelta(hours=2))
+    fail(ledger, other, "d", NOW - timedelta(hours=1))
+    publish(ledger, fp2, "task", other, NOW)
+    for i, minutes in enumerate((5, 10, 15)):
+        fail(ledger, ERROR, f"r{i}", NOW + timedelta(minutes=minutes))
+    fail(ledger, other, "r9", NOW + timedelta(minutes=1))
+    blip = "upstream timed out (503)"
+    fp3 = fail(ledger, blip, "x", NOW - timedelta(hours=1), kind="transient")
+    fail(ledger, blip, "y", NOW - timedelta(minutes=30), kind="transient")
+    publish(ledger, fp3, "transient", blip, NOW)
+    for i in range(5):  # a blip is not fed back: it does not count
+        fail(ledger, blip, f"z{i}", NOW + timedelta(minutes=i + 1), kind="transient")
+    with ledger.engine.connect() as conn:
+        assert max_repeats_after_learning(conn) == 3

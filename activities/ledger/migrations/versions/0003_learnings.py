@@ -2,10 +2,8 @@
 scope and score), ``learning_uses`` (each learning given to an attempt, with its outcome) and
 ``failure_resolutions`` (what ended each failure: a later attempt, or an escalation).
 
-Numbered apart from 0002.. so that revisions written on parallel branches do not collide.
-
-Revision ID: 0006
-Revises: 0001
+Revision ID: 0003_learnings
+Revises: 0002_health
 Create Date: 2026-12-01
 """
 
@@ -14,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006"
-down_revision: str | Sequence[str] | None = "0001"
+revision: str = "0003_learnings"
+down_revision: str | Sequence[str] | None = "0002_health"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
