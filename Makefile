@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(PY) bench/rollback.py
 	$(PY) bench/stuck_detection.py
 	$(PY) bench/dashboard.py
+	$(PY) bench/week.py
 
 clean:
 	rm -rf $(VENV) .selfheal .pytest_cache

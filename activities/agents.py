@@ -29,7 +29,7 @@ from selfheal.errors import classify
 from selfheal.ids import Activities, safe_id
 from selfheal.models import AgentRunInput, AgentRunResult
 from selfheal.shell import absolute_program, relative_program
-from selfheal.sim import parse_sim_script, step_for_attempt
+from selfheal.sim import mistake_error, mistake_fingerprint, parse_sim_script, step_for_attempt
 
 SIM_ERRORS = {
     "transient": "sim: upstream model API timed out (503)",
@@ -37,6 +37,10 @@ SIM_ERRORS = {
     "task": "sim: tests still fail with this approach",
     "permanent": "sim: no API key configured for the repository",
 }
+# An agent or task fault is this task's own: its message names the task, so two tasks' faults are
+# two fingerprints (as two real failing test runs would be). A mistake that recurs across tasks
+# is ``mistake:NAME``; a network blip or a missing key is the same error wherever it happens.
+_OWN_FAULTS = {"agent", "task"}
 _TAIL_LINES = 40
 
 
@@ -103,10 +107,22 @@ class AgentActivities:
 
     async def _run_sim(self, input: AgentRunInput, reporter: ProgressReporter) -> AgentRunResult:
         step = step_for_attempt(parse_sim_script(input.adapter.sim or "ok"), input.attempt)
-        if step.kind in SIM_ERRORS:
+        if step.kind == "mistake" and step.name:
+            fp = mistake_fingerprint(step.name)
+            learned = next((h for h in input.hints if h.id and fp in h.fingerprints), None)
+            if learned is None:
+                return AgentRunResult(
+                    outcome="failed", error=mistake_error(step.name), error_kind="task"
+                )
             return AgentRunResult(
-                outcome="failed", error=SIM_ERRORS[step.kind], error_kind=step.kind
+                outcome="succeeded",
+                output=f"sim: {input.title} done; avoided {step.name} thanks to {learned.id}",
             )
+        if step.kind in SIM_ERRORS:
+            error = SIM_ERRORS[step.kind]
+            if step.kind in _OWN_FAULTS:
+                error = f"{error} ({input.title})"
+            return AgentRunResult(outcome="failed", error=error, error_kind=step.kind)
         if step.kind == "ok":
             return AgentRunResult(outcome="succeeded", output=f"sim: {input.title} done")
         # stall / hang: alive (heartbeating) but making no progress.
@@ -227,7 +243,7 @@ def _agent_env(input: AgentRunInput) -> dict[str, str]:
         "SELFHEAL_ATTEMPT": str(input.attempt),
         "SELFHEAL_STRATEGY": input.strategy,
         "SELFHEAL_PREVIOUS_ERROR": input.previous_error or "",
-        "SELFHEAL_HINTS": json.dumps(input.hints),
+        "SELFHEAL_HINTS": json.dumps([h.model_dump(mode="json") for h in input.hints]),
         "SELFHEAL_CONTEXT": json.dumps(input.context, default=str),
     }
 

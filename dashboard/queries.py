@@ -24,6 +24,7 @@ from activities.ledger import (
     review_outbox,
     tasks,
 )
+from activities.ledger.learnings import max_repeats_after_learning
 from activities.ledger.schema import uptime_samples
 from dashboard.document import (
     ESCALATION_STEPS,
@@ -351,7 +352,7 @@ class HealthQueries:
         return out
 
     def _repeats_after_learning(self, conn: Connection) -> int | None:
-        return None  # the learning loop's tables are not in this ledger yet
+        return max_repeats_after_learning(conn)
 
     # -- all time, for /metrics ---------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from selfheal.learning import LearningPolicy
 from selfheal.models import AdapterKind
 from selfheal.policies import Policies
 
@@ -71,6 +72,8 @@ class Settings(BaseModel):
     db_migrate: bool = True
     agents: dict[str, AgentConfig] = Field(default_factory=default_team)
     policies: Policies = Field(default_factory=Policies)
+    # The learning loop's policy (M2.5), ``[learning]`` in selfheal.toml.
+    learning: LearningPolicy = Field(default_factory=LearningPolicy)
 
     @model_validator(mode="after")
     def _team_is_closed(self) -> Self:

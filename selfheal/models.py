@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, StringConstraints
 
 from selfheal.errors import ErrorKind
+from selfheal.learning import Hint, LearningPolicy
 from selfheal.policies import EscalationLadder, RetryLadder, StuckPolicy
 from selfheal.policies import EscalationStep as LadderStep
 
@@ -51,8 +52,10 @@ class TaskInput(BaseModel):
     stuck: StuckPolicy = Field(default_factory=StuckPolicy)
     escalation: EscalationLadder = Field(default_factory=EscalationLadder)
     context: dict[str, Any] = Field(default_factory=dict)
-    hints: list[str] = Field(default_factory=list)
+    # A person's hints (bare strings are still accepted) and, at run time, learnings (M2.5).
+    hints: list[Hint] = Field(default_factory=list)
     time_scale: float = 1.0
+    learning: LearningPolicy = Field(default_factory=LearningPolicy)
     lead_adapter: AdapterSpec = Field(default_factory=lambda: AdapterSpec(kind="sim", sim="ok"))
 
 
@@ -66,6 +69,7 @@ class AttemptRecord(BaseModel):
     error: str | None = None
     started_at: datetime
     ended_at: datetime | None = None
+    learnings: list[str] = Field(default_factory=list)
 
 
 class EscalationRecord(BaseModel):
@@ -123,7 +127,7 @@ class AgentRunInput(BaseModel):
     attempt: int
     strategy: AttemptStrategy
     previous_error: str | None = None
-    hints: list[str] = Field(default_factory=list)
+    hints: list[Hint] = Field(default_factory=list)
     context: dict[str, Any] = Field(default_factory=dict)
     adapter: AdapterSpec
     timeout: float = 3600.0

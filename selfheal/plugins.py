@@ -20,8 +20,11 @@ from activities.build import build
 from activities.git import GitActivities
 from activities.github import GitHubActivities
 from activities.health import HealthActivities
+from activities.learning import LearningActivities
 from activities.ledger import CommitGuardLedgerActivities, Ledger, LedgerActivities
+from activities.ledger.learnings import LearningStore
 from activities.notify import NotifyActivities
+from activities.patterns import PatternDocs
 from activities.review import ReviewActivities
 from selfheal.config import Settings, load_settings
 from workflows.agent_task import AgentTask
@@ -29,6 +32,8 @@ from workflows.commit_guard import CommitGuard
 from workflows.commit_queue import CommitQueue
 from workflows.escalation import Escalation
 from workflows.health_probe import HealthProbe
+from workflows.pattern import Pattern
+from workflows.pattern_analysis import PatternAnalysis
 from workflows.pr_review import PRReview
 
 _HEARTBEAT_THROTTLE = timedelta(seconds=5)
@@ -99,6 +104,17 @@ def health(settings: Settings, ledger: Ledger) -> CapabilityPlugin:
     return CapabilityPlugin("selfheal.Health", [HealthProbe], make)
 
 
+def learning(settings: Settings, ledger: Ledger) -> CapabilityPlugin:
+    """M2.5: the Pattern entities, the weekly PatternAnalysis, the learnings in the ledger and
+    the docs/patterns files. Regressions escalate with the other capabilities' activities."""
+
+    def make(client: Client) -> Sequence[Callable[..., Any]]:
+        book = LearningActivities(LearningStore(ledger), client)
+        return [*book.all(), PatternDocs(settings).write_docs]
+
+    return CapabilityPlugin("selfheal.Learning", [Pattern, PatternAnalysis], make)
+
+
 class SelfHealing(SimplePlugin):
     """Every selfheal capability in one plugin."""
 
@@ -116,6 +132,7 @@ class SelfHealing(SimplePlugin):
             pr_review(self.settings, self.ledger),
             rollback(self.settings, self.ledger),
             health(self.settings, self.ledger),
+            learning(self.settings, self.ledger),
         ])  # fmt: skip
 
     def configure_client(self, config: ClientConfig) -> ClientConfig:

@@ -13,6 +13,7 @@ from selfheal.durations import DurationError
 from starter import (
     commands_commit,
     commands_db,
+    commands_patterns,
     commands_pr,
     commands_run,
     commands_status,
@@ -31,6 +32,7 @@ COMMAND_GROUPS = [
     commands_pr,
     commands_db,
     commands_status,
+    commands_patterns,
     schedules,
 ]
 

@@ -19,6 +19,7 @@ from temporalio.envconfig import ClientConfig
 from selfheal import search_attributes as sa
 from selfheal.config import Settings
 from selfheal.ids import check_task_id, task_workflow_id
+from selfheal.learning import Hint
 from selfheal.models import PRIORITY_KEYS, AdapterSpec, TaskInput, TaskPriority, TaskStatus
 from selfheal.outcome import status_of_failure
 from selfheal.shell import absolute_program, relative_program
@@ -62,7 +63,7 @@ def build_task_input(
     priority: TaskPriority = "normal",
     adapter: AdapterSpec | None = None,
     context: dict[str, Any] | None = None,
-    hints: list[str] | None = None,
+    hints: list[Hint | str] | None = None,
     time_scale: float | None = None,
 ) -> TaskInput:
     """A validated, scaled ``TaskInput``; raises ``ConfigError``/``ValueError`` on bad input."""
@@ -96,8 +97,9 @@ def build_task_input(
         stuck=policies.stuck,
         escalation=policies.escalation,
         context=context or {},
-        hints=hints or [],
+        hints=[Hint.model_validate(h) for h in hints or []],
         time_scale=scale,
+        learning=settings.learning.scaled(scale),
     )
 
 

@@ -24,6 +24,7 @@ from temporalio.client import (
 from selfheal.config import Settings, load_settings
 from selfheal.health import HealthProbeInput
 from starter.client import connect
+from starter.pattern_schedule import pattern_analysis_schedule
 from workflows.health_probe import HealthProbe
 
 HEALTH_PROBE_ID = "selfheal-health-probe"
@@ -50,7 +51,10 @@ def health_probe_schedule(settings: Settings) -> tuple[str, Schedule]:
     )
 
 
-SCHEDULES: tuple[Callable[[Settings], tuple[str, Schedule]], ...] = (health_probe_schedule,)
+SCHEDULES: tuple[Callable[[Settings], tuple[str, Schedule]], ...] = (
+    health_probe_schedule,
+    pattern_analysis_schedule,
+)
 
 
 async def apply_schedules(client: Client, settings: Settings) -> list[str]:
@@ -58,16 +62,21 @@ async def apply_schedules(client: Client, settings: Settings) -> list[str]:
     applied = []
     for make in SCHEDULES:
         schedule_id, schedule = make(settings)
-        try:
-            await client.create_schedule(schedule_id, schedule)
-        except ScheduleAlreadyRunningError:
-
-            def replace(_: ScheduleUpdateInput, schedule: Schedule = schedule) -> ScheduleUpdate:
-                return ScheduleUpdate(schedule=schedule)
-
-            await client.get_schedule_handle(schedule_id).update(replace)
+        await apply_schedule(client, schedule_id, schedule)
         applied.append(schedule_id)
     return applied
+
+
+async def apply_schedule(client: Client, schedule_id: str, schedule: Schedule) -> None:
+    """Create the schedule, or update it in place when it exists."""
+    try:
+        await client.create_schedule(schedule_id, schedule)
+    except ScheduleAlreadyRunningError:
+
+        def replace(_: ScheduleUpdateInput, schedule: Schedule = schedule) -> ScheduleUpdate:
+            return ScheduleUpdate(schedule=schedule)
+
+        await client.get_schedule_handle(schedule_id).update(replace)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -75,7 +84,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     verbs = schedules.add_subparsers(
         dest="schedules_command", required=True, parser_class=type(schedules)
     )
-    apply = verbs.add_parser("apply", help="create or update the schedules (health probe, ...)")
+    apply = verbs.add_parser(
+        "apply", help="create or update the schedules (health probe, pattern analysis)"
+    )
     apply.set_defaults(handler=run_apply)
 
 

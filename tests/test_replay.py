@@ -14,7 +14,7 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 def test_there_are_histories_of_each_long_lived_workflow():
     names = " ".join(p.name for p in HISTORIES)
-    for workflow in ("agent_task", "escalation", "pr_review"):
+    for workflow in ("agent_task", "escalation", "pr_review", "pattern"):
         assert workflow in names
 
 

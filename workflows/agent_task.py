@@ -67,6 +67,7 @@ with workflow.unsafe.imports_passed_through():
         TaskStatus,
     )
     from selfheal.outcome import task_failed
+    from workflows.learning_loop import LearningLoop
 
 # Which strategy a retry prefers after each kind of failure; the first not yet used is taken.
 _PREFERENCE: dict[str, tuple[AttemptStrategy, ...]] = {
@@ -85,6 +86,8 @@ _PATCH_TASK_FAILED = "task-failed-fails-the-execution"
 # No signal goes to an escalation known to be over (acknowledged through the task, or every step
 # fired): it would be a red "Signal External Workflow Execution Failed" in the UI.
 _PATCH_QUIET_LADDER = "no-signal-to-an-escalation-that-is-over"
+# The learning loop (M2.5): learnings attached at start, advice after a failure, uses recorded.
+_PATCH_LEARNING = "learning-loop"
 
 
 @dataclass
@@ -130,12 +133,16 @@ class AgentTask:
         self._agent = input.agent
         self._retry_at: datetime | None = None
         self._retry_summary = "retry wait"
+        self._learning: LearningLoop | None = None
 
     # -- the ladder -----------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, input: TaskInput) -> TaskStatus:
         self._ensure_search_attributes()
+        if workflow.patched(_PATCH_LEARNING):
+            self._learning = LearningLoop(input, self._status.workflow_id)
+            await self._learning.attach()
         kind: ErrorKind | None = None
         previous_error: str | None = None
         used: list[AttemptStrategy] = []
@@ -143,10 +150,14 @@ class AgentTask:
             for n in range(1, input.retry.max_attempts + 1):
                 await self._supervise(lambda: self._incident is None or not self._blocked())
                 strategy = self._strategy(n, kind, used)
+                if self._learning is not None and n > 1:
+                    strategy = await self._take_advice(self._learning, strategy)
                 used.append(strategy)
                 attempt = AttemptRecord(
                     n=n, agent=self._agent, strategy=strategy, started_at=workflow.now()
                 )
+                if self._learning is not None:
+                    attempt.learnings = self._learning.learning_ids()
                 self._status.attempts.append(attempt)
                 self._status.last_progress_at = attempt.started_at
                 if n > 1:
@@ -168,6 +179,8 @@ class AgentTask:
                     state = "retrying"
                 self._set_state(state, error_kind=kind)
                 await self._record(attempt, state)
+                if self._learning is not None:
+                    await self._learning.after(attempt, self._failed_before(attempt))
                 if state != "retrying":
                     break
                 if self._repeats(attempt) >= input.stuck.same_fingerprint_limit:
@@ -198,6 +211,9 @@ class AgentTask:
                 since=workflow.now(),
                 first_step="lead",
             )
+            if self._learning is not None:
+                failed = [a.n for a in self._status.attempts if a.outcome == "failed"]
+                await self._learning.ended_by(self._status.incidents[-1].key, failed, last)
         self._describe(f"{self._status.state} after {len(self._status.attempts)} attempt(s)")
         await self._settle(f"the task has {self._status.state}")
         if self._status.state == "failed" and workflow.patched(_PATCH_TASK_FAILED):
@@ -238,7 +254,7 @@ class AgentTask:
             attempt=attempt.n,
             strategy=attempt.strategy,
             previous_error=None if attempt.strategy == "fresh" else previous_error,
-            hints=input.hints,
+            hints=self._learning.hints() if self._learning else input.hints,
             context=input.context,
             adapter=input.adapter,
             timeout=input.retry.attempt_timeout,
@@ -757,11 +773,42 @@ class AgentTask:
                 priority=self._status.priority,
                 task_state=state,
                 attempt=attempt,
-                context={"strategy": attempt.strategy, "hints": self._input.hints},
+                context=self._failure_context(attempt),
             ),
             start_to_close_timeout=_LEDGER_TIMEOUT,
             summary=f"ledger: attempt {attempt.n} {attempt.outcome}",
         )
+
+    def _failure_context(self, attempt: AttemptRecord) -> dict[str, Any]:
+        loop = self._learning
+        hints = loop.hints() if loop else self._input.hints
+        return {
+            "strategy": attempt.strategy,
+            "hints": [h.model_dump(mode="json") for h in hints],
+            **(loop.context(attempt) if loop else {}),
+        }
+
+    async def _take_advice(self, loop: LearningLoop, strategy: AttemptStrategy) -> AttemptStrategy:
+        """After a failure whose fingerprint has a learning, the next attempt follows its
+        advice: its strategy, and for an ``agent`` fault its agent (a peer that is not the one
+        that just failed)."""
+        failed = self._status.attempts[-1]
+        learning = await loop.advise(failed)
+        if learning is None:
+            return strategy
+        advice = learning.advice
+        if (
+            failed.error_kind == "agent"
+            and advice.agent
+            and advice.agent != failed.agent
+            and advice.agent in self._input.peers
+        ):
+            self._agent = advice.agent
+        self._status.notes.append(f"attempt {failed.n + 1} follows learning {learning.id}")
+        return advice.strategy or strategy
+
+    def _failed_before(self, attempt: AttemptRecord) -> list[int]:
+        return [a.n for a in self._status.attempts if a.n < attempt.n and a.outcome == "failed"]
 
     def _ensure_search_attributes(self) -> None:
         """Starters set these at start; a task started without them sets them here."""

@@ -154,3 +154,59 @@ sa.Index("ix_notifications_target_at", notifications.c.target, notifications.c.a
 sa.Index("ix_commit_guards_updated_at", commit_guards.c.updated_at)
 sa.Index("ix_commit_guards_reverted_at", commit_guards.c.reverted_at)
 sa.Index("ix_review_outbox_received_at", review_outbox.c.received_at)
+
+
+# Learnings (M2.5): one row per learning (a published pattern), keyed by its fingerprint.
+learnings = sa.Table(
+    "learnings",
+    metadata,
+    sa.Column("id", sa.String(255), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False, unique=True),
+    sa.Column("fingerprints", sa.Text, nullable=False, default="[]"),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("template", sa.Text, nullable=False),
+    sa.Column("slug", sa.String(128), nullable=False, unique=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("scope", sa.Text, nullable=False),
+    sa.Column("advice", sa.Text, nullable=False),
+    sa.Column("hint", sa.Text, nullable=False),
+    sa.Column("hint_source", sa.String(16), nullable=False),
+    sa.Column("score", sa.Integer, nullable=False),
+    sa.Column("regressions", sa.Integer, nullable=False, default=0),
+    sa.Column("merged_into", sa.String(255)),
+    sa.Column("first_seen", sa.DateTime(timezone=True)),
+    sa.Column("published_at", sa.DateTime(timezone=True)),
+    sa.Column("retired_at", sa.DateTime(timezone=True)),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# One row per learning given to an attempt; its outcome scores the learning (once: the row's
+# insert is the vote, so a retried write never votes twice).
+learning_uses = sa.Table(
+    "learning_uses",
+    metadata,
+    sa.Column("workflow_id", sa.String(255), primary_key=True),
+    sa.Column("attempt", sa.Integer, primary_key=True),
+    sa.Column("learning_id", sa.String(255), primary_key=True, index=True),
+    sa.Column("agent", sa.String(64), nullable=False),
+    sa.Column("how", sa.String(16), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("fingerprint", sa.String(64)),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# What ended each failure: the later attempt of the same task that succeeded, or the escalation
+# (the ``failed`` incident) that took the task over.
+failure_resolutions = sa.Table(
+    "failure_resolutions",
+    metadata,
+    sa.Column("workflow_id", sa.String(255), primary_key=True),
+    sa.Column("n", sa.Integer, primary_key=True),
+    sa.Column("by", sa.String(16), nullable=False),
+    sa.Column("attempt", sa.Integer),
+    sa.Column("strategy", sa.String(32)),
+    sa.Column("agent", sa.String(64)),
+    sa.Column("learning_ids", sa.Text, nullable=False, default="[]"),
+    sa.Column("incident_key", sa.String(255)),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)

@@ -185,6 +185,8 @@ async def test_http_agent_completes_asynchronously_with_its_task_token(
     assert status.result == "done by ALEX"
     assert status.attempts[0].error_kind == "agent"  # classified by the workflow
     assert [b["strategy"] for b in received] == ["initial", "fresh"]
-    assert received[0]["hints"] == ["check the session cookie"]
+    # hints travel as objects (id, text, advice); a person's bare string has no id
+    assert [h["text"] for h in received[0]["hints"]] == ["check the session cookie"]
+    assert received[0]["hints"][0]["id"] is None and "advice" in received[0]["hints"][0]
     assert received[1]["previous_error"] is None  # fresh: a clean context
     assert received[1]["agent"] == "ALEX" and received[1]["attempt"] == 2
