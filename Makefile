@@ -34,11 +34,14 @@ dev: $(STAMP)
 test: $(STAMP)
 	bash .ci/ensure-test-deps
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 
+# mypy checks every call between workflows and activities (the files: pyproject.toml [tool.mypy]).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	$(PY) bench/retry_overhead.py

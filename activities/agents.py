@@ -26,7 +26,7 @@ from temporalio.client import Client
 from selfheal.config import Settings
 from selfheal.durations import format_duration
 from selfheal.errors import classify
-from selfheal.ids import Activities, safe_id
+from selfheal.ids import safe_id
 from selfheal.models import AgentRunInput, AgentRunResult
 from selfheal.shell import absolute_program, relative_program
 from selfheal.sim import mistake_error, mistake_fingerprint, parse_sim_script, step_for_attempt
@@ -85,7 +85,7 @@ class AgentActivities:
         self.settings = settings
         self.client = client
 
-    @activity.defn(name=Activities.RUN_AGENT)
+    @activity.defn(name="agent.run")
     async def run(self, input: AgentRunInput) -> AgentRunResult:
         reporter = ProgressReporter(self._signaller(input.workflow_id), input.progress_interval)
         try:

@@ -27,7 +27,7 @@ import git
 from temporalio import activity
 
 from activities.git import clean_git_env, culprits_in, git_repo, quiet_git
-from selfheal.rollback import BuildInput, BuildResult, CommitActivities, needs_package_json
+from selfheal.rollback import BuildInput, BuildResult, needs_package_json
 
 _TAIL_CHARS = 4000
 _HEARTBEAT_EVERY = 1.0
@@ -149,7 +149,7 @@ async def run_build(input: BuildInput) -> BuildResult:
 
     def result(code: int | None, output: str, phase: str, **extra: Any) -> BuildResult:
         return BuildResult(
-            sha=input.sha, label=input.label, ok=code == 0, exit_code=code, phase=phase,  # type: ignore[arg-type]
+            sha=input.sha, label=input.label, ok=code == 0, exit_code=code, phase=phase,
             duration=round(time.monotonic() - started, 3), tail=output[-_TAIL_CHARS:], **extra,
         )  # fmt: skip
 
@@ -196,6 +196,6 @@ async def run_build(input: BuildInput) -> BuildResult:
         await asyncio.to_thread(worktree.remove)
 
 
-@activity.defn(name=CommitActivities.BUILD)
+@activity.defn(name="build.run")
 async def build(input: BuildInput) -> BuildResult:
     return await run_build(input)

@@ -23,7 +23,6 @@ import git
 from temporalio import activity
 
 from selfheal.rollback import (
-    CommitActivities,
     CommitInfo,
     CommitsBetweenInput,
     InspectInput,
@@ -135,7 +134,7 @@ def inspect_commit(input: InspectInput) -> CommitInfo:
 def _log(repo: git.Repo, revs: str, *flags: str) -> list[tuple[str, str]]:
     out = repo.git.log(*flags, f"--format=%H{_SEP_FIELD}%B{_SEP_RECORD}", revs)
     records = [r.strip("\n") for r in out.split(_SEP_RECORD) if r.strip()]
-    return [tuple(r.split(_SEP_FIELD, 1)) for r in records]  # type: ignore[misc]
+    return [tuple(r.split(_SEP_FIELD, 1)) for r in records]
 
 
 def find_revert(repo: git.Repo, sha: str, tip: str) -> str | None:
@@ -304,11 +303,11 @@ def revert_commit(input: RevertInput, heartbeat: Heartbeat = lambda _note: None)
 class GitActivities:
     """The git activities; each runs its (blocking) gitpython work off the event loop."""
 
-    @activity.defn(name=CommitActivities.INSPECT)
+    @activity.defn(name="git.inspect_commit")
     async def inspect(self, input: InspectInput) -> CommitInfo:
         return await asyncio.to_thread(inspect_commit, input)
 
-    @activity.defn(name=CommitActivities.REVERT)
+    @activity.defn(name="git.revert_commit")
     async def revert(self, input: RevertInput) -> RevertResult:
         loop = asyncio.get_running_loop()
 
@@ -317,6 +316,6 @@ class GitActivities:
 
         return await asyncio.to_thread(revert_commit, input, heartbeat)
 
-    @activity.defn(name=CommitActivities.COMMITS_BETWEEN)
+    @activity.defn(name="git.commits_between")
     async def commits_between(self, input: CommitsBetweenInput) -> list[str]:
         return await asyncio.to_thread(commits_between, input)

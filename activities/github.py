@@ -12,7 +12,6 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from selfheal.config import Settings
-from selfheal.ids import Activities
 from selfheal.review import CommitStatusInput, CommitStatusResult
 
 log = logging.getLogger(__name__)
@@ -31,7 +30,7 @@ class GitHubActivities:
         self.settings = settings
         self.timeout = timeout
 
-    @activity.defn(name=Activities.SET_COMMIT_STATUS)
+    @activity.defn(name="github.set_commit_status")
     async def set_commit_status(self, input: CommitStatusInput) -> CommitStatusResult:
         token = self.settings.github_token
         if token is None:

@@ -7,13 +7,13 @@ no-op; a 4xx other than 408/429 is recorded as rejected and not retried.
 """
 
 import asyncio
+from typing import Any
 
 import httpx
 from temporalio import activity
 
 from activities.ledger import Ledger
 from selfheal.config import Settings
-from selfheal.ids import Activities
 from selfheal.models import Notice, NoticeResult
 
 
@@ -34,14 +34,14 @@ class NotifyActivities:
             secret = agent.notify_url if agent else None
         return secret.get_secret_value() if secret else None
 
-    @activity.defn(name=Activities.NOTIFY)
+    @activity.defn(name="notify.send")
     async def send(self, notice: Notice) -> NoticeResult:
         url = self.url_for(notice.target)
         if not url:
             activity.logger.info("no notify URL for %s; notice not sent", notice.target)
             await asyncio.to_thread(self.ledger.record_notification, notice, "skipped")
             return NoticeResult(delivered=False, skipped_reason=f"no URL for {notice.target}")
-        body = {
+        body: dict[str, Any] = {
             "text": notice.text,
             "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": notice.text}}],
         }

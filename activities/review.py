@@ -8,7 +8,6 @@ pull request keeps a reviewer busy.
 from temporalio import activity
 from temporalio.client import Client
 
-from selfheal.ids import Activities
 from selfheal.review import OlderReviewsQuery, newer, pr_prefix
 
 _LIMIT = 50
@@ -18,7 +17,7 @@ class ReviewActivities:
     def __init__(self, client: Client) -> None:
         self.client = client
 
-    @activity.defn(name=Activities.FIND_OLDER_REVIEWS)
+    @activity.defn(name="review.find_older")
     async def find_older(self, query: OlderReviewsQuery) -> list[str]:
         prefix = pr_prefix(query.owner, query.repo, query.number)
         key = f"{query.owner}/{query.repo}#{query.number}".lower()

@@ -37,8 +37,8 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.client import Client
     from temporalio.worker import Worker
 
+    from activities.agents import AgentActivities
     from selfheal.config import Settings
-    from selfheal.ids import Activities
     from selfheal.models import AdapterSpec, AgentRunInput, AgentRunResult, TaskInput
     from selfheal.plugins import SelfHealing
     from starter.client import build_task_input, connect, start_task, task_outcome
@@ -51,10 +51,9 @@ class BareAgentRun:
 
     @workflow.run
     async def run(self, input: AgentRunInput) -> AgentRunResult:
-        return await workflow.execute_activity(
-            Activities.RUN_AGENT,
+        return await workflow.execute_activity_method(
+            AgentActivities.run,
             input,
-            result_type=AgentRunResult,
             start_to_close_timeout=timedelta(seconds=input.timeout) + timedelta(minutes=1),
             heartbeat_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(

@@ -53,9 +53,9 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.common import RetryPolicy
     from temporalio.worker import Worker
 
+    from activities.agents import AgentActivities
     from selfheal.config import Settings
-    from selfheal.ids import Activities
-    from selfheal.models import AdapterSpec, AgentRunInput, AgentRunResult, TaskStatus
+    from selfheal.models import AdapterSpec, AgentRunInput, TaskStatus
     from selfheal.plugins import SelfHealing
     from starter.client import build_task_input, connect, start_task, task_outcome
     from starter.devserver import DevServer, free_port
@@ -94,10 +94,9 @@ class NaiveRetry:
                     "previous_error": error,
                 }
             )
-            result = await workflow.execute_activity(
-                Activities.RUN_AGENT,
+            result = await workflow.execute_activity_method(
+                AgentActivities.run,
                 run,
-                result_type=AgentRunResult,
                 start_to_close_timeout=timedelta(seconds=run.timeout) + timedelta(minutes=1),
                 heartbeat_timeout=timedelta(seconds=30),
                 retry_policy=RetryPolicy(

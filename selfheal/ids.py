@@ -1,4 +1,4 @@
-"""Workflow ids (DESIGN §4) and activity names shared by workflows and workers."""
+"""Workflow ids (DESIGN §4) shared by workflows, starters and workers."""
 
 import re
 
@@ -35,16 +35,3 @@ def escalation_workflow_id(task_id: str, n: int) -> str:
 
 def safe_id(text: str) -> str:
     return _SAFE.sub("-", text).strip("-") or "x"
-
-
-class Activities:
-    """Activity names: workflows call activities by name, never by importing implementations."""
-
-    RUN_AGENT = "agent.run"
-    RECORD_TASK = "ledger.record_task"
-    RECORD_ATTEMPT = "ledger.record_attempt"
-    OPEN_INCIDENT = "ledger.open_incident"
-    UPDATE_INCIDENT = "ledger.update_incident"
-    NOTIFY = "notify.send"
-    SET_COMMIT_STATUS = "github.set_commit_status"
-    FIND_OLDER_REVIEWS = "review.find_older"

@@ -12,6 +12,7 @@ from selfheal.durations import parse_duration
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
 RetryStrategy = Literal["same", "fresh", "alternative"]
+_STRATEGIES: tuple[RetryStrategy, ...] = ("same", "fresh", "alternative")
 EscalationStepName = Literal["peer", "lead", "ceo"]
 
 
@@ -19,9 +20,7 @@ class RetryLadder(BaseModel):
     """Initial attempt + one retry per wait; each retry has its own strategy."""
 
     waits: list[Seconds] = Field(default_factory=lambda: [60.0, 300.0, 900.0])
-    strategies: list[RetryStrategy] = Field(
-        default_factory=lambda: ["same", "fresh", "alternative"]
-    )
+    strategies: list[RetryStrategy] = Field(default_factory=lambda: list(_STRATEGIES))
     attempt_timeout: Seconds = 3600.0
     heartbeat_timeout: Seconds = 30.0
     infra_retries: int = Field(default=8, ge=1)

@@ -1,4 +1,4 @@
-"""Git rollback (M2.2) payloads, ids, activity names and commit-message rules.
+"""Git rollback (M2.2) payloads, ids and commit-message rules.
 
 Pure and side-effect free, so workflows import it through the sandbox. A ``CommitCheck`` is what
 the hook or the CLI sends: one commit plus every policy it is guarded under, already scaled.
@@ -36,16 +36,6 @@ GuardState = Literal[
     "disabled",  # culprit, but the rollback kill switch is off; escalated
     "skipped",  # the commit is gone from its branch, or was guarded already
 ]
-
-
-class CommitActivities:
-    """Activity names of the rollback capability (workflows call them by name)."""
-
-    BUILD = "build.run"
-    INSPECT = "git.inspect_commit"
-    REVERT = "git.revert_commit"
-    COMMITS_BETWEEN = "git.commits_between"
-    RECORD_GUARD = "ledger.record_commit_guard"
 
 
 def repo_key(repo_path: str) -> str:
@@ -180,6 +170,7 @@ class CommitQueueInput(BaseModel):
     reverts: list[datetime] = Field(default_factory=list)
     culprits: dict[str, list[str]] = Field(default_factory=dict)  # per branch, oldest first
     ignored_signals: list[str] = Field(default_factory=list)
+    continue_after: int = 200  # guards per run before it continues as new (small in tests)
 
 
 class CommitInfo(BaseModel):

@@ -43,7 +43,7 @@ def parse_sim_script(script: str) -> list[SimStep]:
     steps: list[SimStep] = []
     for token in tokens:
         if token in _PLAIN:
-            steps.append(SimStep(kind=token))  # type: ignore[arg-type]
+            steps.append(SimStep(kind=token))
             continue
         name, _, arg = token.partition(":")
         if name == "mistake":

@@ -7,23 +7,18 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
-from temporalio.common import (
-    Priority,
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDReusePolicy,
-)
+from temporalio.common import WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 
-from selfheal import search_attributes as sa
 from selfheal.config import Settings
-from selfheal.ids import check_task_id, task_workflow_id
+from selfheal.ids import check_task_id
 from selfheal.learning import Hint
-from selfheal.models import PRIORITY_KEYS, AdapterSpec, TaskInput, TaskPriority, TaskStatus
+from selfheal.models import AdapterSpec, TaskInput, TaskPriority, TaskStatus
 from selfheal.outcome import status_of_failure
 from selfheal.shell import absolute_program, relative_program
 from selfheal.sim import parse_sim_script
+from selfheal.task_options import task_options
 from workflows.agent_task import AgentTask
 
 
@@ -119,17 +114,6 @@ def from_start_dir(command: str, start_dir: Path | None = None) -> str:
     return absolute_program(command, start_dir)
 
 
-def task_search_attributes(input: TaskInput) -> TypedSearchAttributes:
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(sa.KIND, "task"),
-            SearchAttributePair(sa.AGENT, input.agent),
-            SearchAttributePair(sa.STATE, "running"),
-            SearchAttributePair(sa.ATTEMPT, 1),
-        ]
-    )
-
-
 async def start_task(
     client: Client, settings: Settings, input: TaskInput, *, rerun: bool = False
 ) -> WorkflowHandle[AgentTask, TaskStatus]:
@@ -140,18 +124,12 @@ async def start_task(
     return await client.start_workflow(
         AgentTask.run,
         input,
-        id=task_workflow_id(input.id),
-        task_queue=settings.task_queue,
+        **task_options(input, settings.task_queue),
         id_reuse_policy=(
             WorkflowIDReusePolicy.ALLOW_DUPLICATE
             if rerun
             else WorkflowIDReusePolicy.REJECT_DUPLICATE
         ),
-        search_attributes=task_search_attributes(input),
-        memo={"title": input.title, "priority": input.priority},
-        priority=Priority(priority_key=PRIORITY_KEYS[input.priority]),
-        static_summary=f"{input.agent}: {input.title}",
-        static_details=f"priority {input.priority} · adapter {input.adapter.kind}",
     )
 
 

@@ -10,16 +10,29 @@ from selfheal.config import Settings
 from selfheal.plugins import SelfHealing
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+# The workflow id each history ran under (CommitGuard's commands use it); by default its name.
+WORKFLOW_IDS = dict(
+    line.split(" ", 1)
+    for line in (Path(__file__).parent / "histories" / "workflow_ids.txt").read_text().splitlines()
+)
 
 
 def test_there_are_histories_of_each_long_lived_workflow():
     names = " ".join(p.name for p in HISTORIES)
-    for workflow in ("agent_task", "escalation", "pr_review", "pattern"):
+    assert "commit_queue_continued_as_new" in names  # a run that ended in continue-as-new
+    for workflow in (
+        "agent_task",
+        "escalation",
+        "pr_review",
+        "pattern",
+        "commit_guard",
+        "commit_queue",
+    ):
         assert workflow in names
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_history_replays(path: Path, tmp_path: Path):
     replayer = Replayer(workflows=[], plugins=[SelfHealing(Settings(data_dir=tmp_path))])
-    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    history = WorkflowHistory.from_json(WORKFLOW_IDS.get(path.stem, path.stem), path.read_text())
     await replayer.replay_workflow(history)

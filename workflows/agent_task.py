@@ -25,24 +25,24 @@ the caller gets the answer). Both queue the same operation for the main loop, wh
 
 import asyncio
 import contextlib
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, FailureError
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
-from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel, ValidationError
+    from pydantic import BaseModel
 
+    from activities.agents import AgentActivities
+    from activities.ledger import LedgerActivities
     from selfheal import search_attributes as sa
     from selfheal.durations import format_duration
     from selfheal.errors import ErrorKind, classify, fingerprint
-    from selfheal.ids import Activities, escalation_workflow_id
+    from selfheal.ids import escalation_workflow_id
     from selfheal.models import (
         FINAL_STATES,
         Acknowledge,
@@ -69,13 +69,15 @@ with workflow.unsafe.imports_passed_through():
     from selfheal.outcome import task_failed
     from workflows.learning_loop import LearningLoop
 
+from workflows.incidents import LEDGER_TIMEOUT, Incidents
+from workflows.supervision import Op, Refused, Supervisor, Watch, parse, refusal
+
 # Which strategy a retry prefers after each kind of failure; the first not yet used is taken.
 _PREFERENCE: dict[str, tuple[AttemptStrategy, ...]] = {
     "transient": ("same", "fresh", "alternative"),
     "agent": ("fresh", "same", "alternative"),
     "task": ("alternative", "fresh", "same"),
 }
-_LEDGER_TIMEOUT = timedelta(seconds=30)
 _STEP_ORDER = {"peer": 0, "lead": 1, "ceo": 2}
 # workflow.patched id: a cancelled attempt is waited for (histories before it used TRY_CANCEL).
 WAIT_FOR_CANCELLED_ATTEMPT = "wait-for-cancelled-attempt"
@@ -83,28 +85,8 @@ M = TypeVar("M", bound=BaseModel)
 IncidentKind = Literal["stuck", "blocked", "failed"]
 # A failed task fails its execution (it used to complete with state "failed").
 _PATCH_TASK_FAILED = "task-failed-fails-the-execution"
-# No signal goes to an escalation known to be over (acknowledged through the task, or every step
-# fired): it would be a red "Signal External Workflow Execution Failed" in the UI.
-_PATCH_QUIET_LADDER = "no-signal-to-an-escalation-that-is-over"
 # The learning loop (M2.5): learnings attached at start, advice after a failure, uses recorded.
 _PATCH_LEARNING = "learning-loop"
-
-
-@dataclass
-class _Op:
-    """A signal or an Update, queued for the main loop; an Update's handler waits for ``done``."""
-
-    name: str
-    body: BaseModel
-    update: bool = False
-    done: bool = False
-    answer: str = ""
-    refused: str | None = None
-    incident: IncidentSummary | None = None
-
-
-class _Refused(Exception):
-    """An operation that does not apply now (say, ``acknowledge`` with no open incident)."""
 
 
 # History size: an attempt costs about 15 events and the ladder has 4, and signals are folded
@@ -124,15 +106,14 @@ class AgentTask:
             priority=input.priority,
             last_progress_at=workflow.now(),
         )
-        self._events: list[_Op] = []
-        self._incident: IncidentSummary | None = None
-        # Per incident: the steps its ladder will fire, and the incidents whose ladder is over.
-        self._firing: dict[int, list[str]] = {}
-        self._ladder_over: set[int] = set()
+        self._supervisor = Supervisor(
+            self._apply, self._watch, self._on_watch, self._status.ignored_signals
+        )
+        self._incidents = Incidents()
+        self._incident: IncidentSummary | None = None  # the open (or acknowledged) one
         self._attempt_running = False
         self._agent = input.agent
         self._retry_at: datetime | None = None
-        self._retry_summary = "retry wait"
         self._learning: LearningLoop | None = None
 
     # -- the ladder -----------------------------------------------------------------------------
@@ -143,65 +124,16 @@ class AgentTask:
         if workflow.patched(_PATCH_LEARNING):
             self._learning = LearningLoop(input, self._status.workflow_id)
             await self._learning.attach()
-        kind: ErrorKind | None = None
-        previous_error: str | None = None
-        used: list[AttemptStrategy] = []
         try:
-            for n in range(1, input.retry.max_attempts + 1):
-                await self._supervise(lambda: self._incident is None or not self._blocked())
-                strategy = self._strategy(n, kind, used)
-                if self._learning is not None and n > 1:
-                    strategy = await self._take_advice(self._learning, strategy)
-                used.append(strategy)
-                attempt = AttemptRecord(
-                    n=n, agent=self._agent, strategy=strategy, started_at=workflow.now()
-                )
-                if self._learning is not None:
-                    attempt.learnings = self._learning.learning_ids()
-                self._status.attempts.append(attempt)
-                self._status.last_progress_at = attempt.started_at
-                if n > 1:
-                    self._set_state("running", agent=self._agent, attempt=n)
-                self._describe(f"attempt {n} by {self._agent} ({strategy}) is running")
-
-                result = await self._supervised_attempt(input, attempt, previous_error)
-                self._finish_attempt(attempt, result)
-                self._status.last_progress_at = attempt.ended_at
-                if self._incident is not None and self._incident.kind == "stuck":
-                    await self._close_incident("progress", f"attempt {n} {attempt.outcome}")
-                kind = attempt.error_kind
-                if attempt.outcome == "succeeded":
-                    self._status.result = result.output[-2000:] or "ok"
-                    state: TaskState = "succeeded"
-                elif kind == "permanent" or n == input.retry.max_attempts:
-                    state = "failed"
-                else:
-                    state = "retrying"
-                self._set_state(state, error_kind=kind)
-                await self._record(attempt, state)
-                if self._learning is not None:
-                    await self._learning.after(attempt, self._failed_before(attempt))
-                if state != "retrying":
-                    break
-                if self._repeats(attempt) >= input.stuck.same_fingerprint_limit:
-                    await self._open_incident(
-                        "blocked",
-                        f"the same error {self._repeats(attempt)} times: {attempt.error}",
-                        since=workflow.now(),
-                    )
-
-                previous_error = attempt.error
-                if kind == "agent":
-                    self._agent = self._peer_of(self._agent)
-                await self._retry_wait(n, input.retry.waits[n - 1], kind, used)
+            await self._ladder(input)
         except asyncio.CancelledError:
             self._set_state("cancelled")
             await self._close_incident("cancelled", "task cancelled")
             self._describe("cancelled")
-            await self._settle("the task was cancelled")
+            await self._supervisor.settle("the task was cancelled")
             raise
 
-        await self._drain()
+        await self._supervisor.drain()
         await self._close_incident("finished", f"task {self._status.state}")
         if self._status.state == "failed":
             last = self._status.attempts[-1]
@@ -215,18 +147,78 @@ class AgentTask:
                 failed = [a.n for a in self._status.attempts if a.outcome == "failed"]
                 await self._learning.ended_by(self._status.incidents[-1].key, failed, last)
         self._describe(f"{self._status.state} after {len(self._status.attempts)} attempt(s)")
-        await self._settle(f"the task has {self._status.state}")
+        await self._supervisor.settle(f"the task has {self._status.state}")
         if self._status.state == "failed" and workflow.patched(_PATCH_TASK_FAILED):
             raise task_failed(self._status)
         return self._status
 
-    async def _settle(self, why: str) -> None:
-        """Answer every Update still waiting (none, normally: a finished task refuses them),
-        then let the handlers return before the execution closes."""
-        for op in self._events:
-            op.refused, op.done = why, True
-        self._events.clear()
-        await workflow.wait_condition(workflow.all_handlers_finished)
+    async def _ladder(self, input: TaskInput) -> None:
+        """The initial attempt and the retries: each waits while the task is blocked, runs under
+        supervision, and ends the task or waits for the next rung."""
+        kind: ErrorKind | None = None
+        previous_error: str | None = None
+        used: list[AttemptStrategy] = []
+        for n in range(1, input.retry.max_attempts + 1):
+            await self._supervisor.wait_until(lambda: not self._blocked())
+            strategy = self._strategy(n, kind, used)
+            if self._learning is not None and n > 1:
+                strategy = await self._take_advice(self._learning, strategy)
+            attempt = self._begin_attempt(n, strategy)
+            used.append(attempt.strategy)
+            result = await self._supervised_attempt(input, attempt, previous_error)
+            state = await self._end_attempt(attempt, result)
+            if attempt.outcome == "failed":
+                await self._after_failure(attempt, state)
+            if state != "retrying":
+                return
+            kind, previous_error = attempt.error_kind, attempt.error
+            if kind == "agent":
+                self._agent = self._peer_of(self._agent)
+            await self._retry_wait(n, input.retry.waits[n - 1], kind, used)
+
+    def _begin_attempt(self, n: int, strategy: AttemptStrategy) -> AttemptRecord:
+        """Before an attempt: record it, and say who runs it how."""
+        attempt = AttemptRecord(
+            n=n, agent=self._agent, strategy=strategy, started_at=workflow.now()
+        )
+        if self._learning is not None:
+            attempt.learnings = self._learning.learning_ids()
+        self._status.attempts.append(attempt)
+        self._status.last_progress_at = attempt.started_at
+        if n > 1:
+            self._set_state("running", agent=self._agent, attempt=n)
+        self._describe(f"attempt {n} by {self._agent} ({strategy}) is running")
+        return attempt
+
+    async def _end_attempt(self, attempt: AttemptRecord, result: AgentRunResult) -> TaskState:
+        """After an attempt: its outcome, the task's state (succeeded, failed or retrying), the
+        ledger row; an attempt that ended ends a stall."""
+        self._finish_attempt(attempt, result)
+        self._status.last_progress_at = attempt.ended_at
+        if self._incident is not None and self._incident.kind == "stuck":
+            await self._close_incident("progress", f"attempt {attempt.n} {attempt.outcome}")
+        kind = attempt.error_kind
+        if attempt.outcome == "succeeded":
+            self._status.result = result.output[-2000:] or "ok"
+            state: TaskState = "succeeded"
+        elif kind == "permanent" or attempt.n == self._input.retry.max_attempts:
+            state = "failed"
+        else:
+            state = "retrying"
+        self._set_state(state, error_kind=kind)
+        await self._record(attempt, state)
+        if self._learning is not None:
+            await self._learning.after(attempt, self._failed_before(attempt))
+        return state
+
+    async def _after_failure(self, attempt: AttemptRecord, state: TaskState) -> None:
+        """After every failed attempt (``state`` says whether it will be retried): the same
+        error too often blocks a task that would retry it."""
+        repeats = self._repeats(attempt)
+        if state == "retrying" and repeats >= self._input.stuck.same_fingerprint_limit:
+            await self._open_incident(
+                "blocked", f"the same error {repeats} times: {attempt.error}", since=workflow.now()
+            )
 
     async def _retry_wait(
         self, n: int, wait: float, kind: str | None, used: list[AttemptStrategy]
@@ -237,8 +229,11 @@ class AgentTask:
             f"attempt {n} failed ({kind}): {self._status.attempts[-1].error}\n\n"
             f"retry {n + 1} by {self._agent} ({next_strategy}) at {self._retry_at:%H:%M:%S} UTC"
         )
-        self._retry_summary = f"wait {format_duration(wait)} before retry {n + 1} ({next_strategy})"
-        await self._supervise(lambda: False, until=self._retry_at)
+        await self._supervisor.wait_until(
+            lambda: False,
+            until=self._retry_at,
+            until_summary=f"wait {format_duration(wait)} before retry {n + 1} ({next_strategy})",
+        )
         self._retry_at = None
 
     async def _supervised_attempt(
@@ -261,10 +256,9 @@ class AgentTask:
             progress_interval=min(60.0, max(0.5, input.stuck.no_progress / 20)),
         )
         timeout = timedelta(seconds=input.retry.attempt_timeout)
-        handle = workflow.start_activity(
-            Activities.RUN_AGENT,
+        handle = workflow.start_activity_method(
+            AgentActivities.run,
             run,
-            result_type=AgentRunResult,
             # The adapter enforces the attempt timeout itself and reports it as a failure;
             # Temporal's timeouts only catch a lost worker (heartbeat) or a silent http agent.
             start_to_close_timeout=None if asynchronous else timeout + timedelta(minutes=1),
@@ -290,7 +284,7 @@ class AgentTask:
         )
         self._attempt_running = True
         try:
-            await self._supervise(handle.done)
+            await self._supervisor.wait_until(handle.done)
             return await handle
         except ActivityError as err:
             if isinstance(err.cause, TemporalTimeoutError):
@@ -301,7 +295,7 @@ class AgentTask:
                     error_kind="agent",
                 )
             cause = err.cause
-            message = cause.message if cause else err.message
+            message = cause.message if isinstance(cause, FailureError) else err.message
             type_name = getattr(cause, "type", None)
             return AgentRunResult(
                 outcome="failed",
@@ -317,31 +311,9 @@ class AgentTask:
         finally:
             self._attempt_running = False
 
-    # -- supervision: signals, the no-progress watch, incidents ---------------------------------
+    # -- the no-progress watch ------------------------------------------------------------------
 
-    async def _supervise(self, done: Callable[[], bool], until: datetime | None = None) -> None:
-        """Wait until ``done()`` (or ``until``), handling signals and the no-progress watch."""
-        while True:
-            await self._drain()
-            now = workflow.now()
-            if done() or (until is not None and now >= until):
-                return
-            deadline, summary = self._watch()
-            if until is not None and (deadline is None or until <= deadline):
-                deadline, summary = until, self._retry_summary
-            if deadline is not None and deadline <= now:
-                await self._on_watch()
-                continue
-            try:
-                await workflow.wait_condition(
-                    lambda: done() or bool(self._events),
-                    timeout=(deadline - now) if deadline else None,
-                    timeout_summary=summary,
-                )
-            except TimeoutError:
-                await self._on_watch()
-
-    def _watch(self) -> tuple[datetime | None, str]:
+    def _watch(self) -> Watch:
         """The next no-progress deadline while an attempt runs: open the stuck incident at the
         first escalation step, mark the task stuck at the stuck threshold."""
         if not self._attempt_running or self._status.last_progress_at is None:
@@ -390,28 +362,11 @@ class AgentTask:
             if self._status.state != "escalated":
                 self._set_state("stuck")
             self._describe(f"stuck: {incident.reason}")
-            if self._ladder_ended(incident):
-                return
-            try:  # its lead step waits for this (detect, then escalate)
-                await workflow.get_external_workflow_handle(incident.escalation_id).signal(
-                    "stuck", {"at": incident.stuck_at.isoformat()}
-                )
-            except Exception:
-                workflow.logger.info("escalation %s already over", incident.escalation_id)
+            await self._incidents.flag_stuck(incident.escalation_id, incident.stuck_at)
 
-    async def _drain(self) -> None:
-        """Carry out the signals and Updates received since the last look, in order."""
-        while self._events:
-            op = self._events.pop(0)
-            try:
-                op.answer = await self._apply(op)
-            except _Refused as refused:
-                op.refused = str(refused)
-                if not op.update:
-                    self._status.ignored_signals.append(f"{op.name}: {refused}")
-            op.done = True
+    # -- incidents ------------------------------------------------------------------------------
 
-    async def _apply(self, op: _Op) -> str:
+    async def _apply(self, op: Op) -> str:
         signal = op.body
         if isinstance(signal, MarkBlocked):
             self._status.blocked_reason = signal.reason
@@ -437,7 +392,7 @@ class AgentTask:
         if isinstance(signal, Resolve):
             incident = self._incident
             if incident is None:
-                raise _Refused("no open incident")
+                raise Refused("no open incident")
             await self._close_incident("resolved", signal.note or "resolved")
             op.incident = incident
             return f"incident {incident.n} resolved"
@@ -457,16 +412,13 @@ class AgentTask:
         # Steps that fell due together (say, after a worker outage) may signal in any order;
         # the document lists them in ladder order.
         self._status.escalations.sort(key=lambda e: (e.incident, e.at, _STEP_ORDER[e.step]))
-        fired = {e.step for e in self._status.escalations if e.incident == signal.incident}
-        if signal.incident in self._firing and fired >= set(self._firing[signal.incident]):
-            self._ladder_over.add(signal.incident)  # its last step: the ladder is over
+        self._incidents.fired(
+            escalation_workflow_id(self._input.id, signal.incident),
+            (e.step for e in self._status.escalations if e.incident == signal.incident),
+        )
         if signal.step == "lead" and self._incident and self._incident.n == signal.incident:
             self._set_state("escalated")
         self._describe(f"escalated to {signal.step} {signal.target}")
-
-    def _ladder_ended(self, incident: IncidentSummary) -> bool:
-        """Whether the incident's Escalation is known to be over, so nothing is sent to it."""
-        return incident.n in self._ladder_over and workflow.patched(_PATCH_QUIET_LADDER)
 
     async def _open_incident(
         self,
@@ -491,8 +443,7 @@ class AgentTask:
         )
         self._status.incidents.append(incident)
         last = next((a for a in reversed(self._status.attempts) if a.error), None)
-        await workflow.execute_local_activity(
-            Activities.OPEN_INCIDENT,
+        await self._incidents.record_open(
             IncidentRecord(
                 key=key,
                 kind=kind,
@@ -507,7 +458,6 @@ class AgentTask:
                     "fingerprint": last.fingerprint if last else None,
                 },
             ),
-            start_to_close_timeout=_LEDGER_TIMEOUT,
             summary=f"ledger: open {kind} incident {n}",
         )
         peers = input.peers.get(self._agent, [])
@@ -533,14 +483,10 @@ class AgentTask:
             peers=input.peers,
             time_scale=input.time_scale,
         )
-        self._firing[n] = list(ladder.firing_steps())
-        await workflow.start_child_workflow(
-            "Escalation",
+        await self._incidents.escalate(
+            escalation_id,
             ladder,
-            id=escalation_id,
-            task_queue=workflow.info().task_queue,
-            parent_close_policy=ParentClosePolicy.ABANDON,
-            static_summary=f"{kind} incident {n} of {self._status.workflow_id}: {reason[:120]}",
+            summary=f"{kind} incident {n} of {self._status.workflow_id}: {reason[:120]}",
         )
         if kind == "failed":
             return
@@ -552,19 +498,12 @@ class AgentTask:
     async def _acknowledge(self, by: str) -> IncidentSummary:
         incident = self._incident
         if incident is None or incident.status != "open":
-            raise _Refused("no open incident")
+            raise Refused("no open incident")
         incident.status, incident.acknowledged_by = "acknowledged", by
         self._status.notes.append(f"incident {incident.n} acknowledged by {by}")
-        if self._ladder_ended(incident):  # its ladder ran out: record the acknowledgement here
+        if not await self._incidents.acknowledge(incident.escalation_id, by):
+            # its ladder ran out: the acknowledgement is recorded here
             await self._update_incident(incident, "acknowledged", by=by)
-        else:
-            try:
-                await workflow.get_external_workflow_handle(incident.escalation_id).signal(
-                    "acknowledge", Acknowledge(by=by)
-                )
-                self._ladder_over.add(incident.n)  # acknowledged, the ladder stops and ends
-            except Exception:  # its ladder already ran out; record the acknowledgement here
-                await self._update_incident(incident, "acknowledged", by=by)
         self._describe(f"{incident.kind}, acknowledged by {by}")
         return incident
 
@@ -584,15 +523,10 @@ class AgentTask:
         await self._update_incident(
             incident, incident.status, note=note, details={"time_to_resolve_s": took}
         )
-        if self._ladder_ended(incident):
-            return
-        try:
-            await workflow.get_external_workflow_handle(incident.escalation_id).signal(
-                "close",
-                CloseIncident(reason=reason, note=note),  # type: ignore[arg-type]
-            )
-        except Exception:
-            workflow.logger.info("escalation %s already over", incident.escalation_id)
+        await self._incidents.close(
+            incident.escalation_id,
+            CloseIncident(reason=reason, note=note),
+        )
 
     async def _update_incident(
         self,
@@ -603,17 +537,15 @@ class AgentTask:
         note: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
-        await workflow.execute_local_activity(
-            Activities.UPDATE_INCIDENT,
+        await self._incidents.record_update(
             IncidentUpdate(
                 key=incident.key,
                 status=status,
                 at=workflow.now(),
-                by=by,  # type: ignore[arg-type]
+                by=by,
                 note=note,
                 details=details or {},
             ),
-            start_to_close_timeout=_LEDGER_TIMEOUT,
             summary=f"ledger: incident {incident.n} {status}",
         )
 
@@ -658,14 +590,14 @@ class AgentTask:
         if self._status.state in FINAL_STATES:
             return None
         try:
-            signal = _parse(name, model, body)
-        except _Refused as malformed:
+            signal = parse(name, model, body)
+        except Refused as malformed:
             self._status.ignored_signals.append(str(malformed))
             workflow.logger.warning("ignored malformed signal: %s", malformed)
             return None
         if isinstance(signal, ReportProgress) and signal.note and signal.source == "person":
             self._status.notes.append(f"progress: {signal.note}")
-        self._events.append(_Op(name, signal))
+        self._supervisor.enqueue(name, signal)
         return signal
 
     # The same operations as Updates: the validator refuses what cannot apply now (a finished
@@ -686,7 +618,7 @@ class AgentTask:
     def _validate_acknowledge(self, body: Any = None) -> None:
         self._check("acknowledge", Acknowledge, body, required="by")
         if self._incident is None or self._incident.status != "open":
-            raise _refusal(f"task {self._status.id} has no open incident", "NoOpenIncident")
+            raise refusal(f"task {self._status.id} has no open incident", "NoOpenIncident")
 
     @workflow.update(name="resolve")
     async def resolve_update(self, body: Any = None) -> TaskAnswer:
@@ -696,31 +628,29 @@ class AgentTask:
     def _validate_resolve(self, body: Any = None) -> None:
         self._check("resolve", Resolve, body)
         if self._incident is None:
-            raise _refusal(
+            raise refusal(
                 f"task {self._status.id} has no open or acknowledged incident", "NoOpenIncident"
             )
 
     def _check(self, name: str, model: type[M], body: Any, required: str | None = None) -> M:
         if self._status.state in FINAL_STATES:
-            raise _refusal(
+            raise refusal(
                 f"task {self._status.id} has finished ({self._status.state}); {name} ignored",
                 "TaskFinished",
             )
         try:
-            parsed = _parse(name, model, body)
-        except _Refused as malformed:
-            raise _refusal(str(malformed), "MalformedBody") from None
+            parsed = parse(name, model, body)
+        except Refused as malformed:
+            raise refusal(str(malformed), "MalformedBody") from None
         if required and required not in parsed.model_fields_set:
-            raise _refusal(f"{name}: {required}: required", "MalformedBody")
+            raise refusal(f"{name}: {required}: required", "MalformedBody")
         return parsed
 
     async def _ask(self, name: str, model: type[M], body: Any) -> TaskAnswer:
-        op = _Op(name, self._check(name, model, body), update=True)
-        self._events.append(op)
-        await workflow.wait_condition(lambda: op.done)
+        op = await self._supervisor.ask(name, self._check(name, model, body))
         if op.refused is not None:
             # Decided when its turn came: the state may have changed since it was accepted.
-            raise _refusal(f"task {self._status.id}: {op.refused}", "Refused")
+            raise refusal(f"task {self._status.id}: {op.refused}", "Refused")
         return TaskAnswer(
             workflow_id=self._status.workflow_id,
             operation=name,
@@ -764,8 +694,8 @@ class AgentTask:
         return next((p for p in peers if p not in tried), peers[0] if peers else agent)
 
     async def _record(self, attempt: AttemptRecord, state: TaskState) -> None:
-        await workflow.execute_local_activity(
-            Activities.RECORD_ATTEMPT,
+        await workflow.execute_local_activity_method(
+            LedgerActivities.record_attempt,
             AttemptLedgerEntry(
                 workflow_id=self._status.workflow_id,
                 task_id=self._status.id,
@@ -775,7 +705,7 @@ class AgentTask:
                 attempt=attempt,
                 context=self._failure_context(attempt),
             ),
-            start_to_close_timeout=_LEDGER_TIMEOUT,
+            start_to_close_timeout=LEDGER_TIMEOUT,
             summary=f"ledger: attempt {attempt.n} {attempt.outcome}",
         )
 
@@ -846,17 +776,3 @@ class AgentTask:
         next_step = self._next_step()
         suffix = f"\n\nnext escalation: {next_step}" if next_step else ""
         workflow.set_current_details(f"**{self._status.state}** · {details}{suffix}")
-
-
-def _parse(name: str, model: type[M], body: Any) -> M:
-    """A signal or Update body as ``model``: no body or ``null`` takes the defaults."""
-    try:
-        return model.model_validate({} if body is None else body)
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise _Refused(f"{name}: {where}: {first['msg']}") from None
-
-
-def _refusal(message: str, type: str) -> ApplicationError:
-    return ApplicationError(message, type=type, non_retryable=True)

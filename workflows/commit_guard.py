@@ -20,13 +20,17 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.build import build
+    from activities.git import GitActivities
+    from activities.ledger import CommitGuardLedgerActivities
+    from activities.notify import NotifyActivities
     from selfheal import search_attributes as sa
-    from selfheal.ids import Activities, escalation_workflow_id
+    from selfheal.ids import escalation_workflow_id
     from selfheal.models import (
         CloseIncident,
+        Escalated,
         EscalationInput,
         IncidentRecord,
         IncidentUpdate,
@@ -36,7 +40,6 @@ with workflow.unsafe.imports_passed_through():
         REVERT_WINDOW,
         BuildInput,
         BuildResult,
-        CommitActivities,
         CommitGuardInput,
         CommitInfo,
         GuardLedgerEntry,
@@ -44,12 +47,14 @@ with workflow.unsafe.imports_passed_through():
         GuardStatus,
         InspectInput,
         RevertInput,
-        RevertResult,
         incident_key,
         is_revert,
         opted_out,
         tail_lines,
     )
+
+from workflows.incidents import Incidents
+from workflows.supervision import Refused, parse
 
 _SHORT = timedelta(seconds=60)
 _GIT_RETRY = RetryPolicy(
@@ -78,6 +83,8 @@ _INCIDENT: dict[str, str] = {
 }
 _NO_ESCALATION = frozenset({"passed", "skipped", "flaky", "reverted", "inherited"})
 _SETTLED = frozenset({"passed", "skipped", "flaky", "reverted", "inherited"})
+# Incident ledger writes are local activities, as AgentTask's (they were regular ones).
+_PATCH_LOCAL_LEDGER = "incident-ledger-writes-local"
 
 
 @workflow.defn(name="CommitGuard")
@@ -97,7 +104,7 @@ class CommitGuard:
         self._info: CommitInfo | None = None
         self._failure = ""
         self._culprits = [k for k in input.culprits if k != c.sha]
-        self._ignored: list[str] = []
+        self._incidents = Incidents(local=_PATCH_LOCAL_LEDGER)
 
     @workflow.run
     async def run(self, input: CommitGuardInput) -> GuardStatus:
@@ -105,10 +112,10 @@ class CommitGuard:
         workflow.upsert_search_attributes(
             [sa.KIND.value_set("commit"), sa.STATE.value_set("running")]
         )
-        self._info = info = await workflow.execute_activity(
-            CommitActivities.INSPECT,
+        self._info = info = await workflow.execute_activity_method(
+            GitActivities.inspect,
             InspectInput(repo_path=c.repo_path, sha=c.sha, branch=c.branch),
-            result_type=CommitInfo, start_to_close_timeout=_SHORT, retry_policy=_GIT_RETRY,
+            start_to_close_timeout=_SHORT, retry_policy=_GIT_RETRY,
             summary=f"read commit {c.sha[:12]}",
         )  # fmt: skip
         s.author, s.subject, s.committed_at = info.author, info.subject, info.committed_at
@@ -188,13 +195,13 @@ class CommitGuard:
         """The saga's compensation: revert exactly the culprit on its branch, then verify."""
         c, s = self._check, self._status
         self._describe(f"reverting {c.sha[:12]} on {c.branch}")
-        revert = await workflow.execute_activity(
-            CommitActivities.REVERT,
+        revert = await workflow.execute_activity_method(
+            GitActivities.revert,
             RevertInput(
                 repo_path=c.repo_path, sha=c.sha, branch=c.branch,
                 build_command=c.policy.build_command, failure=self._failure, push=c.policy.push,
             ),
-            result_type=RevertResult, start_to_close_timeout=timedelta(minutes=5),
+            start_to_close_timeout=timedelta(minutes=5),
             heartbeat_timeout=timedelta(seconds=c.heartbeat_timeout), retry_policy=_GIT_RETRY,
             summary=f"git revert {c.sha[:12]} on {c.branch}",
         )  # fmt: skip
@@ -232,17 +239,16 @@ class CommitGuard:
         return self._status
 
     @workflow.signal
-    def escalated(self, body: Any = None) -> None:
+    def escalated(self, body: Any = None, *_extra: Any) -> None:
         """From the Escalation ladder: a step fired (recorded; the guard may have finished).
         No body, null or a malformed one (the ``temporal`` CLI's default) is recorded, never
         a failed workflow task."""
-        if isinstance(body, dict) and isinstance(body.get("step"), str):
-            self._status.escalations.append(f"{body['step']} → {body.get('target', '?')}")
-        else:
-            self._status.ignored_signals = [
-                *self._status.ignored_signals,
-                f"escalated: {_shown(body)}",
-            ][-20:]
+        try:
+            signal = parse("escalated", Escalated, body)
+        except Refused as malformed:
+            self._status.ignored_signals = [*self._status.ignored_signals, str(malformed)][-20:]
+            return
+        self._status.escalations.append(f"{signal.step} → {signal.target}")
 
     async def _build(
         self, sha: str, label: str, revert: list[str] | None = None,
@@ -250,13 +256,12 @@ class CommitGuard:
     ) -> BuildResult:  # fmt: skip
         c = self._check
         result = await workflow.execute_activity(
-            CommitActivities.BUILD,
+            build,
             BuildInput(
                 repo_path=c.repo_path, sha=sha, command=c.policy.build_command,
                 setup_command=c.policy.setup_command, timeout=c.policy.build_timeout, label=label,
                 revert=revert or [], carried_of=carried_of or [],
             ),
-            result_type=BuildResult,
             start_to_close_timeout=timedelta(seconds=c.policy.build_timeout + 120),
             heartbeat_timeout=timedelta(seconds=c.heartbeat_timeout),
             retry_policy=_GIT_RETRY,
@@ -296,12 +301,10 @@ class CommitGuard:
             await self._escalate(kind or state, reason)
         elif state in ("reverted", "inherited"):
             reverted = state == "reverted"
-            await workflow.execute_activity(
-                Activities.UPDATE_INCIDENT,
+            await self._incidents.record_update(
                 IncidentUpdate(key=key, status="resolved" if reverted else "closed",
                                at=workflow.now(), by="selfheal", note=reason,
                                details=self._details()),
-                start_to_close_timeout=_SHORT,
                 summary="ledger: incident " + ("resolved by the revert" if reverted
                                                else "closed as inherited"),
             )  # fmt: skip
@@ -317,6 +320,7 @@ class CommitGuard:
     async def _tell_queue(self) -> None:
         parent = workflow.info().parent
         if parent:
+            # By name: CommitQueue starts CommitGuard, and importing it back would be a cycle.
             await workflow.get_external_workflow_handle(parent.workflow_id).signal(
                 "verdict", self._status
             )
@@ -334,21 +338,20 @@ class CommitGuard:
 
     async def _open_incident(self, kind: str, reason: str) -> None:
         s = self._status
-        await workflow.execute_activity(
-            Activities.OPEN_INCIDENT,
+        await self._incidents.record_open(
             IncidentRecord(
                 key=s.incident_key or s.workflow_id, kind=kind, subject=s.workflow_id,
                 task_id=s.workflow_id,
                 agent=self._route()[0], title=f"{s.repo}@{s.sha[:12]}: {s.subject or ''}",
                 reason=reason, opened_at=workflow.now(), details=self._details(),
             ),
-            start_to_close_timeout=_SHORT, summary=f"ledger: {kind} incident",
+            summary=f"ledger: {kind} incident",
         )  # fmt: skip
 
     async def _record(self) -> None:
         s = self._status
-        await workflow.execute_activity(
-            CommitActivities.RECORD_GUARD,
+        await workflow.execute_activity_method(
+            CommitGuardLedgerActivities.record_commit_guard,
             GuardLedgerEntry(
                 workflow_id=s.workflow_id, repo=s.repo, repo_path=self._check.repo_path, sha=s.sha,
                 branch=s.branch, author=s.author, subject=s.subject,
@@ -372,8 +375,8 @@ class CommitGuard:
             fields["revert"] = s.revert_sha
         if self._failure:
             fields["failure"] = f"```{tail_lines(self._failure, 8, 160)}```"
-        return workflow.start_activity(
-            Activities.NOTIFY,
+        return workflow.start_activity_method(
+            NotifyActivities.send,
             Notice(target="dev", text=text, idempotency_key=f"{s.incident_key}:{kind}",
                    incident_key=s.incident_key, fields=fields),
             start_to_close_timeout=timedelta(seconds=30), retry_policy=_NOTIFY_RETRY,
@@ -386,26 +389,22 @@ class CommitGuard:
         c = self._check
         note = f"re-checked (run {c.recheck + 1}): {state}"
         if c.previous_incident:
-            await workflow.execute_activity(
-                Activities.UPDATE_INCIDENT,
+            await self._incidents.record_update(
                 IncidentUpdate(key=c.previous_incident, at=workflow.now(), by="selfheal",
                                status="resolved" if state in _SETTLED else "closed", note=note),
-                start_to_close_timeout=_SHORT, summary="ledger: the previous incident settled",
+                summary="ledger: the previous incident settled",
             )  # fmt: skip
-        if c.previous_escalation:
-            try:
-                await workflow.get_external_workflow_handle(c.previous_escalation).signal(
-                    "close", CloseIncident(reason="resolved", note=note)
-                )
-            except Exception:  # its steps ended meanwhile: nothing left to stop
-                workflow.logger.info("escalation %s had ended", c.previous_escalation)
+        if c.previous_escalation:  # its steps may have ended meanwhile: then nothing to stop
+            await self._incidents.close_other(
+                c.previous_escalation, CloseIncident(reason="resolved", note=note)
+            )
 
     async def _escalate(self, kind: str, reason: str) -> None:
         s, c = self._status, self._check
         agent, peer, lead = self._route()
         s.escalation_id = escalation_workflow_id(s.workflow_id, s.recheck + 1)
-        await workflow.start_child_workflow(
-            "Escalation",
+        await self._incidents.escalate(
+            s.escalation_id,
             EscalationInput(
                 incident_key=s.incident_key or s.workflow_id, n=s.recheck + 1, kind=kind,
                 subject=s.workflow_id,
@@ -415,9 +414,7 @@ class CommitGuard:
                 ladder=c.escalation, first_step="peer", context=self._details(),
                 peers=c.peers, time_scale=c.time_scale,
             ),
-            id=s.escalation_id,
-            parent_close_policy=ParentClosePolicy.ABANDON,
-            static_summary=f"escalate {kind}: {s.repo}@{s.sha[:12]}",
+            summary=f"escalate {kind}: {s.repo}@{s.sha[:12]}",
         )  # fmt: skip
 
     def _set_state(self, state: GuardState) -> None:
@@ -431,7 +428,3 @@ class CommitGuard:
 
 async def _none() -> None:
     return None
-
-
-def _shown(body: Any) -> str:
-    return "no body" if body is None else repr(body)[:120]

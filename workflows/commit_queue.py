@@ -26,10 +26,10 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
+    from activities.git import GitActivities
     from selfheal import search_attributes as sa
     from selfheal.rollback import (
         REVERT_WINDOW,
-        CommitActivities,
         CommitCheck,
         CommitGuardInput,
         CommitQueueInput,
@@ -39,13 +39,13 @@ with workflow.unsafe.imports_passed_through():
         guard_workflow_id,
         legacy_guard_workflow_id,
     )
-    from workflows.commit_guard import CommitGuard
+
+from workflows.commit_guard import CommitGuard
 
 _IDLE = 3600.0
 _KEEP_GUARDED = 500
 _KEEP_CULPRITS = 20
 _KEEP_IGNORED = 20
-_CONTINUE_AFTER = 200
 _GUARD_ID_PATCH = "guard-id-with-path-hash"
 
 
@@ -86,7 +86,7 @@ class CommitQueue:
                 await self._fill_gap(check)
             await self._guard(check)
             ran += 1
-            if ran >= _CONTINUE_AFTER or workflow.info().is_continue_as_new_suggested():
+            if ran >= input.continue_after or workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(
                     CommitQueueInput(
@@ -94,6 +94,7 @@ class CommitQueue:
                         pending=self._pending, guarded=self._guarded,
                         last_guarded=self._last, reverts=self._window(),
                         culprits=self._culprits, ignored_signals=self._ignored,
+                        continue_after=input.continue_after,
                     )
                 )  # fmt: skip
 
@@ -150,10 +151,9 @@ class CommitQueue:
         last = self._last.get(check.branch or "")
         if not check.branch or not last or not check.first_parent or check.first_parent == last:
             return
-        between = await workflow.execute_activity(
-            CommitActivities.COMMITS_BETWEEN,
+        between = await workflow.execute_activity_method(
+            GitActivities.commits_between,
             CommitsBetweenInput(repo_path=check.repo_path, base=last, head=check.sha),
-            result_type=list[str],
             start_to_close_timeout=timedelta(seconds=60),
             summary=f"commits between {last[:12]} and {check.sha[:12]}",
         )

@@ -12,28 +12,24 @@ closes the incident as resolved), a malformed one is recorded in the outcome's
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import (
-    Priority,
-    RetryPolicy,
-    SearchAttributePair,
-    TypedSearchAttributes,
-)
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel, ValidationError
+    from pydantic import BaseModel
 
+    from activities.ledger import LedgerActivities
+    from activities.notify import NotifyActivities
     from selfheal import search_attributes as sa
     from selfheal.durations import format_duration
-    from selfheal.ids import Activities, task_workflow_id
+    from selfheal.ids import task_workflow_id
     from selfheal.models import (
-        PRIORITY_KEYS,
         Acknowledge,
         CloseIncident,
         Escalated,
@@ -45,6 +41,9 @@ with workflow.unsafe.imports_passed_through():
         TaskInput,
     )
     from selfheal.policies import EscalationStep
+    from selfheal.task_options import task_options
+
+from workflows.supervision import Refused, parse
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -89,7 +88,7 @@ class Escalation:
             if wait > 0:
                 with contextlib.suppress(TimeoutError):
                     await workflow.wait_condition(
-                        lambda flag=after_flag: self._over() or (flag and self._stuck_flagged),
+                        self._woken(after_flag),
                         timeout=timedelta(seconds=wait),
                         timeout_summary=f"{step.step} step in {format_duration(wait)}"
                         + (" (or once the task is flagged stuck)" if after_flag else ""),
@@ -99,8 +98,8 @@ class Escalation:
             await self._fire(step)
 
         if self._acknowledged and not self._closed:
-            await workflow.execute_local_activity(
-                Activities.UPDATE_INCIDENT,
+            await workflow.execute_local_activity_method(
+                LedgerActivities.update_incident,
                 IncidentUpdate(
                     key=input.incident_key,
                     status="acknowledged",
@@ -141,12 +140,10 @@ class Escalation:
 
     def _parse(self, name: str, model: type[M], body: Any) -> M | None:
         try:
-            return model.model_validate({} if body is None else body)
-        except ValidationError as err:
-            first = err.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "body"
-            self._outcome.ignored_signals.append(f"{name}: {where}: {first['msg']}")
-            workflow.logger.warning("ignored malformed %s signal: %s", name, first["msg"])
+            return parse(name, model, body)
+        except Refused as malformed:
+            self._outcome.ignored_signals.append(str(malformed))
+            workflow.logger.warning("ignored malformed signal: %s", malformed)
             return None
 
     def _after_stuck_flag(self, step: EscalationStep) -> bool:
@@ -165,6 +162,11 @@ class Escalation:
     @workflow.query
     def outcome(self) -> EscalationOutcome:
         return self._outcome
+
+    def _woken(self, by_stuck_flag: bool) -> Callable[[], bool]:
+        """A step's wait ends early when the incident is over, or, for a step that waits for
+        it, once the task has flagged itself stuck."""
+        return lambda: self._over() or (by_stuck_flag and self._stuck_flagged)
 
     def _over(self) -> bool:
         return self._acknowledged is not None or self._closed is not None
@@ -228,8 +230,8 @@ class Escalation:
             },
         )
         self._pending.append(
-            workflow.start_activity(
-                Activities.NOTIFY,
+            workflow.start_activity_method(
+                NotifyActivities.send,
                 notice,
                 start_to_close_timeout=timedelta(seconds=30),
                 schedule_to_close_timeout=timedelta(days=1),
@@ -266,26 +268,20 @@ class Escalation:
         )
         # Already started before a worker restart: the same lead task, not a second one.
         with contextlib.suppress(WorkflowAlreadyStartedError):
+            # By name: AgentTask starts Escalation, and importing it back would be a cycle.
             await workflow.start_child_workflow(
                 "AgentTask",
                 task,
-                id=workflow_id,
-                task_queue=workflow.info().task_queue,
-                parent_close_policy=ParentClosePolicy.ABANDON,
-                priority=Priority(priority_key=PRIORITY_KEYS["high"]),
-                static_summary=f"{lead}: unblock {input.agent}'s task {input.task_id}",
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(sa.KIND, "task"),
-                        SearchAttributePair(sa.AGENT, lead),
-                        SearchAttributePair(sa.STATE, "running"),
-                        SearchAttributePair(sa.ATTEMPT, 1),
-                    ]
+                **task_options(
+                    task,
+                    workflow.info().task_queue,
+                    summary=f"{lead}: unblock {input.agent}'s task {input.task_id}",
                 ),
+                parent_close_policy=ParentClosePolicy.ABANDON,
             )
 
     async def _tell_subject(self, signal: Escalated) -> None:
-        try:
+        try:  # by name: the subject is an AgentTask or a CommitGuard, and both take it
             await workflow.get_external_workflow_handle(self._input.subject).signal(
                 "escalated", signal
             )

@@ -13,31 +13,30 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import (
-    Priority,
-    RetryPolicy,
-    SearchAttributePair,
-    TypedSearchAttributes,
-)
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ChildWorkflowError, FailureError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.github import GitHubActivities
+    from activities.review import ReviewActivities
     from selfheal import search_attributes as sa
-    from selfheal.ids import Activities, task_workflow_id
-    from selfheal.models import PRIORITY_KEYS, TaskStatus
+    from selfheal.ids import task_workflow_id
+    from selfheal.models import TaskStatus
     from selfheal.outcome import status_of_failure
     from selfheal.review import (
         SUPERSEDED_PREFIX,
         CommitState,
         CommitStatusInput,
-        CommitStatusResult,
         OlderReviewsQuery,
         PRReviewInput,
         PRReviewResult,
         ReviewState,
         pr_review_workflow_id,
     )
+    from selfheal.task_options import task_options
+
+from workflows.agent_task import AgentTask
 
 _STATUS_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30),
@@ -93,27 +92,17 @@ class PRReview:
         pr = self._input.pr
         try:
             return await workflow.execute_child_workflow(
-                "AgentTask",
+                AgentTask.run,
                 task,
-                id=self._result.task_workflow_id,
-                result_type=TaskStatus,
+                **task_options(
+                    task,
+                    workflow.info().task_queue,
+                    details=f"priority {task.priority} · review of {pr.key} at {pr.short_sha} · "
+                    f"{pr.branch} → {pr.base} by {pr.author}",
+                ),
                 # Superseded while the task was starting, the review ends without waiting for
                 # it; the task must then be cancelled (its attempt stopped), not terminated.
                 parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
-                priority=Priority(priority_key=PRIORITY_KEYS[task.priority]),
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(sa.KIND, "task"),
-                        SearchAttributePair(sa.AGENT, task.agent),
-                        SearchAttributePair(sa.STATE, "running"),
-                        SearchAttributePair(sa.ATTEMPT, 1),
-                    ]
-                ),
-                static_summary=f"{task.agent}: {task.title}",
-                static_details=(
-                    f"priority {task.priority} · review of {pr.key} at {pr.short_sha} · "
-                    f"{pr.branch} → {pr.base} by {pr.author}"
-                ),
             )
         except ChildWorkflowError as err:
             _raise_if_cancelled(err)
@@ -137,8 +126,8 @@ class PRReview:
                 pr_review_workflow_id(pr.owner, pr.repo, pr.number, self._input.supersedes)
             )
         try:
-            targets += await workflow.execute_activity(
-                Activities.FIND_OLDER_REVIEWS,
+            targets += await workflow.execute_activity_method(
+                ReviewActivities.find_older,
                 OlderReviewsQuery(
                     owner=pr.owner,
                     repo=pr.repo,
@@ -146,7 +135,6 @@ class PRReview:
                     exclude=me,
                     updated_at=pr.updated_at,
                 ),
-                result_type=list[str],
                 start_to_close_timeout=timedelta(seconds=20),
                 retry_policy=_SWEEP_RETRY,
                 summary=f"find older running reviews of {pr.key}",
@@ -179,8 +167,8 @@ class PRReview:
             return
         pr = self._input.pr
         try:
-            result = await workflow.execute_activity(
-                Activities.SET_COMMIT_STATUS,
+            result = await workflow.execute_activity_method(
+                GitHubActivities.set_commit_status,
                 CommitStatusInput(
                     owner=pr.owner,
                     repo=pr.repo,
@@ -190,7 +178,6 @@ class PRReview:
                     context=self._input.status_context,
                     target_url=pr.url or None,
                 ),
-                result_type=CommitStatusResult,
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=_STATUS_RETRY,
                 summary=f"GitHub status {state} on {pr.short_sha}",

@@ -9,28 +9,27 @@ import asyncio
 from temporalio import activity
 
 from activities.ledger.store import Ledger
-from selfheal.ids import Activities
 from selfheal.models import AttemptLedgerEntry, IncidentRecord, IncidentUpdate, TaskLedgerEntry
-from selfheal.rollback import CommitActivities, GuardLedgerEntry
+from selfheal.rollback import GuardLedgerEntry
 
 
 class LedgerActivities:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
 
-    @activity.defn(name=Activities.RECORD_TASK)
+    @activity.defn(name="ledger.record_task")
     async def record_task(self, entry: TaskLedgerEntry) -> None:
         await asyncio.to_thread(self.ledger.record_task, entry)
 
-    @activity.defn(name=Activities.RECORD_ATTEMPT)
+    @activity.defn(name="ledger.record_attempt")
     async def record_attempt(self, entry: AttemptLedgerEntry) -> None:
         await asyncio.to_thread(self.ledger.record_attempt, entry)
 
-    @activity.defn(name=Activities.OPEN_INCIDENT)
+    @activity.defn(name="ledger.open_incident")
     async def open_incident(self, record: IncidentRecord) -> None:
         await asyncio.to_thread(self.ledger.open_incident, record)
 
-    @activity.defn(name=Activities.UPDATE_INCIDENT)
+    @activity.defn(name="ledger.update_incident")
     async def update_incident(self, update: IncidentUpdate) -> None:
         await asyncio.to_thread(self.ledger.update_incident, update)
 
@@ -42,6 +41,6 @@ class CommitGuardLedgerActivities:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
 
-    @activity.defn(name=CommitActivities.RECORD_GUARD)
+    @activity.defn(name="ledger.record_commit_guard")
     async def record_commit_guard(self, entry: GuardLedgerEntry) -> None:
         await asyncio.to_thread(self.ledger.record_commit_guard, entry)

@@ -11,7 +11,6 @@ from temporalio.worker import Worker
 
 from activities.ledger import Ledger, LedgerActivities
 from selfheal.config import ConfigError, Settings
-from selfheal.ids import Activities
 from selfheal.models import AdapterSpec, AgentRunInput, AgentRunResult, TaskStatus
 from selfheal.plugins import SelfHealing
 from selfheal.sim import SimScriptError
@@ -148,7 +147,7 @@ async def test_permanent_failure_makes_one_attempt(client: Client, settings: Set
 async def test_infrastructure_blips_do_not_use_ladder_steps(client: Client, settings: Settings):
     calls = 0
 
-    @activity.defn(name=Activities.RUN_AGENT)
+    @activity.defn(name="agent.run")
     async def flaky_network(input: AgentRunInput) -> AgentRunResult:
         nonlocal calls
         calls += 1

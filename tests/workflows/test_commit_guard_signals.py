@@ -71,8 +71,8 @@ async def test_signals_without_a_body_never_fail_a_workflow_task(
         await temporal_signal(worker, queue.id, name, '{"sha": 42}')
     status = await asyncio.wait_for(wait_for_guard(worker, guard_id), 30)
     assert status.state == "passed" and status.ignored_signals == [
-        "escalated: no body",
-        "escalated: no body",
+        "escalated: incident: Field required",  # validated as AgentTask's is
+        "escalated: incident: Field required",
     ]
 
     # The queue took all six in, recorded them, and goes on guarding.
