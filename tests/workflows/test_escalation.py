@@ -23,6 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.ledger import Ledger, incidents, notifications
+from selfheal import search_attributes as sa
 from selfheal.config import Settings, default_team
 from selfheal.models import AdapterSpec, EscalationInput, EscalationOutcome, TaskStatus
 from selfheal.plugins import SelfHealing
@@ -223,6 +224,11 @@ async def test_final_failure_escalates_straight_to_the_lead(
 
         await eventually(dispatched)
         assert (await lead.result()).state == "succeeded"
+        # Started with the same options as any task (selfheal.task_options): found by task list.
+        described = await lead.describe()
+        assert await described.memo_value("title") == f"Unblock SAM: {final.title}"
+        assert await described.memo_value("priority") == "high"
+        assert described.typed_search_attributes.get(sa.KIND) == "task"
         # The task is over: its escalation does not signal it (no red event in the UI).
         escalation = await s.client.get_workflow_handle(incident.escalation_id).fetch_history()
         assert [
