@@ -362,7 +362,7 @@ def advice_from(
         by_agent = Counter(r.agent for r in resolutions)
         agent = min(by_agent, key=lambda a: (-by_agent[a], a)) if by_agent else None
     avoid = sorted({s for s in failed_strategies if s in retry} - set(by_strategy) - {strategy})
-    return Advice(strategy=strategy, agent=agent, avoid=avoid)  # type: ignore[arg-type]
+    return Advice(strategy=strategy, agent=agent, avoid=avoid)
 
 
 def hint_text(learning: Learning) -> str:

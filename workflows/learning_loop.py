@@ -158,7 +158,7 @@ class LearningLoop:
             AttemptLearning(
                 workflow_id=self._workflow_id,
                 attempt=attempt.n,
-                outcome=attempt.outcome,  # type: ignore[arg-type]
+                outcome=attempt.outcome,
                 agent=attempt.agent,
                 strategy=attempt.strategy,
                 uses=uses,
