@@ -33,6 +33,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
+from bench.stats import percentile  # noqa: E402
 from selfheal import search_attributes as sa  # noqa: E402
 from selfheal.config import Settings  # noqa: E402
 from selfheal.plugins import SelfHealing  # noqa: E402
@@ -151,11 +152,6 @@ def worker_process(target: str, settings_json: str, run: bool, ready: Any, stop:
             await asyncio.to_thread(stop.wait, 600)
 
     asyncio.run(main())
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
 
 
 async def bench(args: argparse.Namespace) -> int:

@@ -41,7 +41,6 @@ class Activities:
     """Activity names: workflows call activities by name, never by importing implementations."""
 
     RUN_AGENT = "agent.run"
-    RECORD_TASK = "ledger.record_task"
     RECORD_ATTEMPT = "ledger.record_attempt"
     OPEN_INCIDENT = "ledger.open_incident"
     UPDATE_INCIDENT = "ledger.update_incident"
