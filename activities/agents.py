@@ -149,11 +149,7 @@ class AgentActivities:
     ) -> AgentRunResult:
         command = input.adapter.command or self.settings.agent(input.agent).command
         if not command:
-            return AgentRunResult(
-                outcome="failed",
-                error=f"no command configured for agent {input.agent}",
-                error_kind="permanent",
-            )
+            return _not_configured(input, "command")
         workspace = self.workspace(input)
         program = relative_program(command)
         if program and not (workspace / program).exists():
@@ -193,11 +189,7 @@ class AgentActivities:
     async def _run_http(self, input: AgentRunInput) -> AgentRunResult:
         url = input.adapter.url or self.settings.agent(input.agent).url
         if not url:
-            return AgentRunResult(
-                outcome="failed",
-                error=f"no URL configured for agent {input.agent}",
-                error_kind="permanent",
-            )
+            return _not_configured(input, "URL")
         body = input.model_dump(mode="json", exclude={"adapter"}) | {
             "task_token": base64.b64encode(activity.info().task_token).decode(),
         }
@@ -228,6 +220,11 @@ def _agent_env(input: AgentRunInput) -> dict[str, str]:
         "SELFHEAL_HINTS": json.dumps([h.model_dump(mode="json") for h in input.hints]),
         "SELFHEAL_CONTEXT": json.dumps(input.context, default=str),
     }
+
+
+def _not_configured(input: AgentRunInput, what: str) -> AgentRunResult:
+    error = f"no {what} configured for agent {input.agent}"
+    return AgentRunResult(outcome="failed", error=error, error_kind="permanent")
 
 
 def _timed_out(input: AgentRunInput, tail: str) -> AgentRunResult:

@@ -21,7 +21,7 @@ from selfheal.plugins import SelfHealing
 from starter.progress import Progress, progress_for
 from starter.scenarios import discover
 from starter.scenarios.base import Cell, DemoContext, Link, Metric, Scenario, ScenarioResult
-from starter.scenarios.inbox import demo_inbox
+from starter.testing import notification_sink
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ async def run_scenarios(
         file=out,
         flush=True,
     )
-    async with demo_inbox() as inbox:
+    async with notification_sink() as inbox:
         ctx = DemoContext(settings=inbox.wire(settings), client=client, ui_url=ui_url, inbox=inbox)
         worker = Worker(client, task_queue=settings.task_queue, plugins=[SelfHealing(ctx.settings)])
         async with worker:

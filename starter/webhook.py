@@ -7,12 +7,9 @@ event, the JSON (400) and the rules in ``selfheal.review.decide``. The answer co
 Temporal has accepted the start (or said the review already exists); the review runs there.
 
 A busy or unreachable Temporal never holds an answer past ``webhook_ack_budget`` (15 ms): the
-delivery is then kept in the ledger's outbox, answered 202, and its review is started from the
-outbox (the workflow id is still the dedupe). GitHub does not redeliver on its own, so a
-delivery it was told is accepted must not depend on Temporal answering in time.
+delivery is then answered 202 and started from the outbox (``starter.outbox``).
 """
 
-import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -26,32 +23,17 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 from temporalio.client import Client
-from temporalio.common import (
-    Priority,
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDReusePolicy,
-)
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
 
-from activities.ledger import Ledger
-from selfheal import search_attributes as sa
 from selfheal.config import Settings
-from selfheal.models import PRIORITY_KEYS, AdapterSpec
+from selfheal.models import AdapterSpec
 from selfheal.review import (
     MAX_BODY_BYTES,
-    Decision,
     PayloadError,
-    PRReviewInput,
-    PullRequest,
     decide,
     pr_review_workflow_id,
-    review_task_id,
-    review_title,
 )
-from starter.client import build_task_input
-from workflows.pr_review import PRReview, review_memo
+from starter.outbox import ReviewOutbox
+from starter.reviews import build_review_input
 
 PATH = "/webhooks/github"
 log = logging.getLogger(__name__)
@@ -99,186 +81,24 @@ def _payload(body: bytes, content_type: str) -> Any:
     return json.loads(body)
 
 
-def build_review_input(
-    settings: Settings,
-    decision: Decision,
-    delivery_id: str | None,
-    adapter: AdapterSpec | None = None,
-) -> PRReviewInput:
-    """The ``PRReview`` input for a review decision: the reviewer's task at high priority with
-    the PR's details, its policies scaled from the settings now."""
-    pr = decision.pr
-    assert pr is not None
-    reviewer = settings.reviewer
-    if reviewer is None:
-        raise ValueError('the team has no reviewer (an agent with role = "reviewer")')
-    task = build_task_input(
-        settings,
-        agent=reviewer,
-        title=review_title(pr),
-        task_id=review_task_id(pr),
-        description=_description(pr),
-        priority="high",
-        adapter=adapter,
-        context=pr.context(),
-    )
-    return PRReviewInput(
-        pr=pr,
-        action=decision.event_action,
-        task=task,
-        delivery_id=delivery_id,
-        supersedes=decision.supersedes,
-        report_status=settings.github_token is not None,
-    )
-
-
-def _description(pr: PullRequest) -> str:
-    stats = pr.diff_stats()
-    lines = [
-        f"Review pull request {pr.key} at {pr.head_sha}.",
-        f"{pr.title}" if pr.title else "",
-        f"Branch {pr.branch} into {pr.base}, by {pr.author}. {pr.url}".strip(),
-        ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in stats.items()) if stats else "",
-    ]
-    return "\n".join(line for line in lines if line)
-
-
-async def start_review(client: Client, settings: Settings, input: PRReviewInput) -> bool:
-    """Start the review; False when this (PR, head sha) already has one (the id is the dedupe,
-    and REJECT_DUPLICATE keeps it one even after the first review finished)."""
-    pr = input.pr
-    try:
-        await client.start_workflow(
-            PRReview.run,
-            input,
-            id=pr_review_workflow_id(pr.owner, pr.repo, pr.number, pr.head_sha),
-            task_queue=settings.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(sa.KIND, "pr-review"),
-                    SearchAttributePair(sa.AGENT, input.task.agent),
-                    SearchAttributePair(sa.STATE, "running"),
-                ]
-            ),
-            memo=review_memo(input),
-            priority=Priority(priority_key=PRIORITY_KEYS["high"]),
-            static_summary=f"review {pr.key} at {pr.short_sha}: {pr.title}"[:200],
-            static_details=(
-                f"{input.action} · {pr.branch} → {pr.base} by {pr.author} · {pr.url}\n\n"
-                f"reviewer {input.task.agent}, priority high · delivery {input.delivery_id}"
-            ),
-        )
-    except WorkflowAlreadyStartedError:
-        return False
-    return True
-
-
 class GitHubWebhook:
     def __init__(
         self, settings: Settings, client: Client, adapter: AdapterSpec | None = None
     ) -> None:
         self.settings = settings
-        self.client = client
         self.adapter = adapter
+        self.outbox = ReviewOutbox(settings, client)
         secret = settings.github_secret
         self._secret = secret.get_secret_value().encode() if secret else None
-        self._ledger: Ledger | None = None
-        self._kick: asyncio.Event | None = None
-        self._drainer: asyncio.Task[None] | None = None
-        self._late: set[asyncio.Future[bool]] = set()
-        self._in_flight: set[str] = set()
 
     def routes(self) -> list[BaseRoute]:
         return [Route(PATH, self.handle, methods=["POST"])]
 
     @contextlib.asynccontextmanager
-    async def lifespan(self, _app: Any) -> AsyncIterator[None]:
-        """Start reviews left in the outbox by an earlier process, then keep draining it."""
-        self._ensure_drainer()
-        try:
+    async def lifespan(self, app: Any) -> AsyncIterator[None]:
+        """The outbox's drainer runs while the app does."""
+        async with self.outbox.lifespan(app):
             yield
-        finally:
-            if self._drainer:
-                self._drainer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._drainer
-
-    @property
-    def ledger(self) -> Ledger:
-        if self._ledger is None:
-            self._ledger = Ledger(self.settings.ledger_url)
-        return self._ledger
-
-    def _ensure_drainer(self) -> None:
-        if self._kick is None:
-            self._kick = asyncio.Event()
-        if self._drainer is None or self._drainer.done():
-            self._drainer = asyncio.create_task(self._drain())
-
-    async def _drain(self) -> None:
-        assert self._kick is not None
-        wait = 5.0
-        while True:
-            self._kick.clear()
-            try:
-                for workflow_id, raw in await asyncio.to_thread(self.ledger.queued_reviews):
-                    if workflow_id in self._in_flight:
-                        continue  # its own start is still under way
-                    await start_review(
-                        self.client, self.settings, PRReviewInput.model_validate_json(raw)
-                    )
-                    await asyncio.to_thread(self.ledger.review_started, workflow_id)
-                wait = 5.0
-            except RPCError as err:
-                log.warning("outbox: Temporal refused a start (%s); retrying", err.message)
-                wait = min(wait * 2, 60.0)
-            except Exception:
-                log.exception("outbox: could not drain")
-                wait = min(wait * 2, 60.0)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), wait)
-
-    async def _start_or_queue(self, input: PRReviewInput, workflow_id: str) -> tuple[bool, bool]:
-        """(a new review, still queued). The outbox's primary key is the first dedupe, so a
-        redelivery never waits on Temporal; a new review is answered started if Temporal
-        accepts it within the budget, else queued (its start goes on; the outbox backs it)."""
-        fresh = await asyncio.to_thread(
-            self.ledger.queue_review, workflow_id, input.model_dump_json(), input.delivery_id
-        )
-        if not fresh:
-            return False, False
-        attempt = asyncio.ensure_future(self._start_and_mark(input, workflow_id))
-        try:
-            started = await asyncio.wait_for(
-                asyncio.shield(attempt), self.settings.webhook_ack_budget
-            )
-        except TimeoutError:
-            self._late.add(attempt)
-            attempt.add_done_callback(self._settle)
-        except RPCError as err:
-            log.warning("delivery %s: Temporal refused the start: %s", input.delivery_id,
-                        err.message)  # fmt: skip
-        else:
-            return started, False
-        self._ensure_drainer()
-        assert self._kick is not None
-        self._kick.set()
-        return True, True
-
-    async def _start_and_mark(self, input: PRReviewInput, workflow_id: str) -> bool:
-        self._in_flight.add(workflow_id)
-        try:
-            started = await start_review(self.client, self.settings, input)
-            await asyncio.to_thread(self.ledger.review_started, workflow_id)
-            return started
-        finally:
-            self._in_flight.discard(workflow_id)
-
-    def _settle(self, attempt: asyncio.Future[bool]) -> None:
-        self._late.discard(attempt)
-        if not attempt.cancelled() and attempt.exception():
-            log.info("a late start failed; the outbox retries it: %s", attempt.exception())
 
     async def handle(self, request: Request) -> JSONResponse:
         signature = request.headers.get("x-hub-signature-256", "")
@@ -332,7 +152,7 @@ class GitHubWebhook:
             return _answer(500, error=f"selfheal is misconfigured: {err}", delivery=delivery)
         pr = input.pr
         workflow_id = pr_review_workflow_id(pr.owner, pr.repo, pr.number, pr.head_sha)
-        started, queued = await self._start_or_queue(input, workflow_id)
+        started, queued = await self.outbox.submit(input, workflow_id)
         outcome = "queued" if queued else "started" if started else "exists"
         log.info("delivery %s: %s %s → %s %s", delivery, event, decision.event_action,
                  workflow_id, outcome)  # fmt: skip

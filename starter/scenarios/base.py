@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from temporalio.client import Client
 
 from selfheal.config import Settings
-from starter.scenarios.inbox import DemoInbox
+from starter.testing import NotificationSink
 
 
 @dataclass
@@ -55,7 +55,7 @@ class DemoContext:
     settings: Settings
     client: Client
     ui_url: str | None
-    inbox: DemoInbox | None = None
+    inbox: NotificationSink | None = None
     # What the scenario is doing now, for the live display: one short line per step.
     report: Callable[[str], None] = _silent
 

@@ -120,9 +120,6 @@ async def run(ctx: DemoContext) -> ScenarioResult:
 
 
 SCENARIO = Scenario(
-    "blocker detection (M2.4)",
-    run,
+    "blocker detection (M2.4)", run, order=20, policy_time=90 * 60,
     metrics=("stuck task escalated",),
-    order=20,
-    policy_time=90 * 60,
-)
+)  # fmt: skip
