@@ -37,10 +37,10 @@ from bench.stats import percentile  # noqa: E402
 from selfheal import search_attributes as sa  # noqa: E402
 from selfheal.config import Settings  # noqa: E402
 from selfheal.plugins import SelfHealing  # noqa: E402
-from starter.api import create_app, make_server  # noqa: E402
+from starter.api.app import create_app, make_server  # noqa: E402
+from starter.api.webhook import PATH  # noqa: E402
 from starter.devserver import free_port  # noqa: E402
 from starter.testing import pull_request_event, signed_headers  # noqa: E402
-from starter.webhook import PATH  # noqa: E402
 
 FILLERS = ["labeled", "edited", "review_requested", "assigned"]
 SYNCHRONIZES = 3

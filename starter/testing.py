@@ -26,9 +26,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from selfheal.config import Settings
-from starter.api import make_server
+from starter.api.app import make_server
+from starter.api.webhook import sign
 from starter.devserver import free_port
-from starter.webhook import sign
 
 
 @asynccontextmanager

@@ -16,7 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from dashboard.document import HealthDocument
 from selfheal.config import Settings
-from starter.api import create_app
+from starter.api.app import create_app
 from starter.testing import serving
 from tests.dashboard.ledger_data import HOSTILE, fill
 from tests.postgres import PostgresCluster

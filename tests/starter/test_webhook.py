@@ -30,9 +30,9 @@ from selfheal.config import Settings
 from selfheal.models import AdapterSpec, TaskInput
 from selfheal.plugins import SelfHealing
 from selfheal.review import MAX_BODY_BYTES, PRReviewResult, decide
-from starter.api import create_app
+from starter.api.app import create_app
+from starter.api.webhook import PATH, webhook_routes
 from starter.testing import FakeGitHub, pull_request_event, serving, signed_headers
-from starter.webhook import PATH, webhook_routes
 
 SECRET = "it's a secret to everybody"
 TOKEN = "ghp_local_test_token"

@@ -7,7 +7,7 @@ event, the JSON (400) and the rules in ``selfheal.review.decide``. The answer co
 Temporal has accepted the start (or said the review already exists); the review runs there.
 
 A busy or unreachable Temporal never holds an answer past ``webhook_ack_budget`` (15 ms): the
-delivery is then answered 202 and started from the outbox (``starter.outbox``).
+delivery is then answered 202 and started from the outbox (``starter.api.outbox``).
 """
 
 import contextlib
@@ -32,7 +32,7 @@ from selfheal.review import (
     decide,
     pr_review_workflow_id,
 )
-from starter.outbox import ReviewOutbox
+from starter.api.outbox import ReviewOutbox
 from starter.reviews import build_review_input
 
 PATH = "/webhooks/github"

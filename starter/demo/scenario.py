@@ -1,6 +1,6 @@
 """What a demo scenario is: a module of this package that defines ``SCENARIO``, run with a
 ``DemoContext``, returning a ``ScenarioResult`` (its table, its seed metric rows, its failed
-checks). The runner (``starter.demo``) finds every ``SCENARIO`` here, so a new capability's
+checks). The runner (``starter.demo.runner``) finds every ``SCENARIO`` here, so a new capability's
 scenario is one new module; nothing in the runner changes."""
 
 from collections.abc import Awaitable, Callable

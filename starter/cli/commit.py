@@ -12,6 +12,7 @@ from temporalio.client import Client
 from activities.git import GitError, git_repo
 from selfheal.config import load_settings
 from selfheal.rollback import CommitCheck, GuardStatus, guard_workflow_id
+from starter.cli.errors import UsageError
 from starter.client import UnreachableError, connect
 from starter.commits import (
     Judgement,
@@ -23,7 +24,6 @@ from starter.commits import (
     running,
     wait_for_guard,
 )
-from starter.errors import UsageError
 
 BEGIN, END = "# >>> selfheal post-commit >>>", "# <<< selfheal post-commit <<<"
 _OK_STATES = frozenset({"passed", "reverted", "inherited", "flaky", "skipped"})

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from selfheal.rollback import GuardStatus
 from starter.commits import build_check, enqueue, read_commit, wait_for_guard
-from starter.scenarios.base import DemoContext, Metric, Scenario, ScenarioResult
+from starter.demo.scenario import DemoContext, Metric, Scenario, ScenarioResult
 from starter.testing import commit, init_repo
 
 # The project's build: byte-compile it, then run its checks — all real, all local.

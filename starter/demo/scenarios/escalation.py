@@ -8,7 +8,7 @@ from temporalio.client import WorkflowHandle
 
 from selfheal.models import FINAL_STATES, AdapterSpec, TaskStatus
 from starter.client import build_task_input, start_task, task_outcome
-from starter.scenarios.base import DemoContext, Metric, Scenario, ScenarioResult
+from starter.demo.scenario import DemoContext, Metric, Scenario, ScenarioResult
 from workflows.agent_task import AgentTask
 
 

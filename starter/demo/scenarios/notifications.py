@@ -1,7 +1,7 @@
 """Notifications: what the other scenarios sent to the channels and agents (the demo's inbox),
 and the seed's CEO-alert budget. It runs after them (phase 1), so it counts everything."""
 
-from starter.scenarios.base import DemoContext, Metric, Scenario, ScenarioResult
+from starter.demo.scenario import DemoContext, Metric, Scenario, ScenarioResult
 
 
 async def run(ctx: DemoContext) -> ScenarioResult:

@@ -20,9 +20,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from selfheal import search_attributes as sa
 from selfheal.models import AdapterSpec
 from selfheal.review import REVIEW_ACTIONS
-from starter.scenarios.base import DemoContext, Metric, Scenario, ScenarioResult
+from starter.api.webhook import PATH, GitHubWebhook
+from starter.demo.scenario import DemoContext, Metric, Scenario, ScenarioResult
 from starter.testing import new_sha, pull_request_event, serving, signed_headers
-from starter.webhook import PATH, GitHubWebhook
 
 
 @dataclass
