@@ -1,9 +1,10 @@
 """``agent.run``: one attempt of a task by one agent, through its adapter.
 
 Adapters: ``sim`` (a script of outcomes, for demos, tests and benchmarks), ``command`` (a
-subprocess in the task's workspace; each new output line is progress and a heartbeat; killed on
-cancel or timeout) and ``http`` (POSTs the task to an agent service, which completes the activity
-later with its task token). A failed attempt is a *result*, classified here or by the workflow;
+subprocess in the task's workspace, run by ``activities.process``: each new output line is
+progress and a heartbeat; on cancel or timeout its process group gets TERM, a grace period, then
+KILL) and ``http`` (POSTs the task to an agent service, which completes the activity later with
+its task token). A failed attempt is a *result*, classified here or by the workflow;
 only infrastructure trouble raises, so Temporal's activity retries absorb it.
 """
 
@@ -13,7 +14,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -23,6 +23,7 @@ import httpx
 from temporalio import activity
 from temporalio.client import Client
 
+from activities.process import run_in_group
 from selfheal.config import Settings
 from selfheal.durations import format_duration
 from selfheal.errors import classify
@@ -148,54 +149,31 @@ class AgentActivities:
     ) -> AgentRunResult:
         command = input.adapter.command or self.settings.agent(input.agent).command
         if not command:
-            return AgentRunResult(
-                outcome="failed",
-                error=f"no command configured for agent {input.agent}",
-                error_kind="permanent",
-            )
+            return _not_configured(input, "command")
         workspace = self.workspace(input)
         program = relative_program(command)
         if program and not (workspace / program).exists():
             # Not the workspace's own (a command from the team config, or a task started
             # without the client helpers, which resolve it): the worker's directory.
             command = absolute_program(command, Path.cwd())
-        proc = await asyncio.create_subprocess_shell(
+        tail: deque[str] = deque(maxlen=_TAIL_LINES)
+
+        def line(text: str) -> None:
+            text = text.rstrip()
+            tail.append(text)
+            if text:
+                reporter.progress(text)
+
+        code = await run_in_group(
             command,
             cwd=workspace,
             env=os.environ | _agent_env(input),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
+            timeout=input.timeout,
+            on_line=line,
+            heartbeat=activity.heartbeat,
         )
-        tail: deque[str] = deque(maxlen=_TAIL_LINES)
-
-        async def pump() -> None:
-            assert proc.stdout is not None
-            async for raw in proc.stdout:
-                line = raw.decode(errors="replace").rstrip()
-                tail.append(line)
-                if line:
-                    reporter.progress(line)
-
-        async def keep_alive() -> None:
-            while True:
-                activity.heartbeat()
-                await asyncio.sleep(1.0)
-
-        alive = asyncio.create_task(keep_alive())
-        try:
-            async with asyncio.timeout(input.timeout):
-                await pump()
-                code = await proc.wait()
-        except TimeoutError:
-            await _kill(proc)
+        if code is None:
             return _timed_out(input, "\n".join(tail))
-        except asyncio.CancelledError:
-            await _kill(proc)
-            raise
-        finally:
-            alive.cancel()
         output = "\n".join(tail)
         if code == 0:
             return AgentRunResult(outcome="succeeded", output=output, exit_code=0)
@@ -211,11 +189,7 @@ class AgentActivities:
     async def _run_http(self, input: AgentRunInput) -> AgentRunResult:
         url = input.adapter.url or self.settings.agent(input.agent).url
         if not url:
-            return AgentRunResult(
-                outcome="failed",
-                error=f"no URL configured for agent {input.agent}",
-                error_kind="permanent",
-            )
+            return _not_configured(input, "URL")
         body = input.model_dump(mode="json", exclude={"adapter"}) | {
             "task_token": base64.b64encode(activity.info().task_token).decode(),
         }
@@ -248,6 +222,11 @@ def _agent_env(input: AgentRunInput) -> dict[str, str]:
     }
 
 
+def _not_configured(input: AgentRunInput, what: str) -> AgentRunResult:
+    error = f"no {what} configured for agent {input.agent}"
+    return AgentRunResult(outcome="failed", error=error, error_kind="permanent")
+
+
 def _timed_out(input: AgentRunInput, tail: str) -> AgentRunResult:
     error = f"agent {input.agent} did not finish within {format_duration(input.timeout)}"
     return AgentRunResult(
@@ -256,17 +235,3 @@ def _timed_out(input: AgentRunInput, tail: str) -> AgentRunResult:
         error=f"{error}: {tail[-500:]}" if tail else error,
         error_kind="agent",
     )
-
-
-async def _kill(proc: asyncio.subprocess.Process) -> None:
-    """SIGTERM the whole process group, then SIGKILL what is left after 3 s."""
-    if proc.returncode is not None:
-        return
-    for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
-            return
-        except TimeoutError:
-            continue

@@ -2,23 +2,18 @@
 
 The user's working tree, index and branch are never touched: each build gets its own detached
 worktree in a temp dir, removed afterwards. An optional setup command (``npm ci``, say) runs
-first. The activity heartbeats while the build runs, kills the process group on timeout or
-cancel, and keeps the output's tail. Exit 126/127 of the shell ("command not found", "not
-executable") is a broken setup, not a broken commit; so is an npm tool (the seed's ``npx next
-build``) run where there is no package.json, or whose packages are not installed (npx is never
-allowed to download them).
+first. The activity heartbeats while the build runs, stops its process group on timeout or
+cancel (``activities.process``: TERM, a grace period, KILL), and keeps the output's tail.
+Exit 126/127 of the shell ("command not found", "not executable") is a broken setup, not a
+broken commit; so is an npm tool (the seed's ``npx next build``) run where there is no
+package.json, or whose packages are not installed (npx is never allowed to download them).
 
 Given earlier culprits (``revert``), the build first reverts, in its own worktree, those the
 commit still carries, so the commit is judged as if they were already gone.
 """
 
 import asyncio
-import contextlib
-import os
 import re
-import shutil
-import signal
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -26,11 +21,11 @@ from typing import Any
 import git
 from temporalio import activity
 
-from activities.git import clean_git_env, culprits_in, git_repo, quiet_git
+from activities.git import Worktree, clean_git_env, culprits_in, git_repo, quiet_git
+from activities.process import run_in_group
 from selfheal.rollback import BuildInput, BuildResult, needs_package_json
 
 _TAIL_CHARS = 4000
-_HEARTBEAT_EVERY = 1.0
 _NOT_FOUND = (126, 127)
 # npx (never allowed to download here) saying that the packages it should run are not installed.
 _NPX_MISSING = re.compile(
@@ -43,104 +38,45 @@ class IsolationError(Exception):
     pass
 
 
-class Worktree:
-    """A detached checkout of ``sha`` in a temp dir (``create``), and its removal (``remove``)."""
+def _share_installed_packages(repo: git.Repo, tree: Path) -> None:
+    """Installed packages are not in git: a build in a fresh worktree uses the checkout's."""
+    installed = Path(repo.working_tree_dir or "") / "node_modules"
+    if installed.is_dir() and not (tree / "node_modules").exists():
+        (tree / "node_modules").symlink_to(installed, target_is_directory=True)
 
-    def __init__(self, repo_path: str, sha: str) -> None:
-        self.repo = git_repo(repo_path)
-        self.sha = sha
-        self.root: Path | None = None
-        self.path = Path()
 
-    def create(self) -> Path:
-        self.root = Path(tempfile.mkdtemp(prefix="selfheal-build-"))
-        self.path = self.root / "tree"
-        quiet_git(self.repo).worktree("add", "--detach", "--quiet", str(self.path), self.sha)
-        # Installed packages are not in git: a build in a fresh worktree uses the checkout's.
-        installed = Path(self.repo.working_tree_dir or "") / "node_modules"
-        if installed.is_dir() and not (self.path / "node_modules").exists():
-            (self.path / "node_modules").symlink_to(installed, target_is_directory=True)
-        return self.path
-
-    def carried(self, culprits: list[str]) -> list[str]:
-        """The culprits this commit still carries (they need no worktree to be found)."""
-        return culprits_in(self.repo, self.sha, culprits)
-
-    def revert(self, carried: list[str]) -> None:
-        """Revert ``carried`` (oldest first) in the worktree, newest first. ``IsolationError``
-        when one does not revert cleanly here."""
-        tree = git.Repo(self.path)
-        for culprit in reversed(carried):
-            merge = len(self.repo.commit(culprit).parents) > 1
-            try:
-                quiet_git(tree).revert("--no-commit", *(["-m", "1"] if merge else []), culprit)
-            except git.GitCommandError:
-                raise IsolationError(
-                    f"the earlier culprit {culprit[:12]} does not revert cleanly under "
-                    f"{self.sha[:12]}"
-                ) from None
-
-    def remove(self) -> None:
-        if self.root is None:
-            return
+def _revert_carried(repo: git.Repo, tree: Path, sha: str, carried: list[str]) -> None:
+    """Revert ``carried`` (oldest first) in the worktree, newest first. ``IsolationError``
+    when one does not revert cleanly here."""
+    checkout = git.Repo(tree)
+    for culprit in reversed(carried):
+        merge = len(repo.commit(culprit).parents) > 1
         try:
-            quiet_git(self.repo).worktree("remove", "--force", str(self.path))
-        except Exception:  # then forget it the long way: delete it, and prune git's record
-            shutil.rmtree(self.root, ignore_errors=True)
-            with contextlib.suppress(Exception):
-                quiet_git(self.repo).worktree("prune")
-        shutil.rmtree(self.root, ignore_errors=True)
+            quiet_git(checkout).revert("--no-commit", *(["-m", "1"] if merge else []), culprit)
+        except git.GitCommandError:
+            raise IsolationError(
+                f"the earlier culprit {culprit[:12]} does not revert cleanly under {sha[:12]}"
+            ) from None
 
 
 async def _run(command: str, cwd: Path, deadline: float, label: str) -> tuple[int | None, str]:
-    """Run ``command`` in a shell; (exit code or None on timeout, output)."""
-    proc = await asyncio.create_subprocess_shell(
+    """Run ``command`` in a shell; (exit code or None on timeout, the output's tail)."""
+    output, last_line = "", ""
+
+    def line(text: str) -> None:
+        nonlocal output, last_line
+        output = (output + text + "\n")[-4 * _TAIL_CHARS :]
+        last_line = text.strip()[:200] or last_line
+
+    code = await run_in_group(
         command,
         cwd=cwd,
         env=clean_git_env() | {"CI": "1", "npm_config_yes": "false"},
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
+        timeout=max(0.0, deadline - time.monotonic()),
+        on_line=line,
+        heartbeat=lambda: activity.heartbeat(f"{label}: {last_line}"),
     )
-    output = bytearray()
-    last_line = ""
-
-    async def read() -> None:
-        nonlocal last_line
-        assert proc.stdout is not None
-        async for line in proc.stdout:
-            output.extend(line)
-            del output[: max(0, len(output) - 4 * _TAIL_CHARS)]
-            last_line = line.decode(errors="replace").strip()[:200] or last_line
-
-    reader = asyncio.ensure_future(read())
-    try:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                _kill(proc)
-                await proc.wait()
-                return None, output.decode(errors="replace")
-            try:
-                await asyncio.wait_for(
-                    asyncio.shield(proc.wait()), min(_HEARTBEAT_EVERY, remaining)
-                )
-                break
-            except TimeoutError:
-                activity.heartbeat(f"{label}: {last_line}")
-        await reader
-        return proc.returncode, output.decode(errors="replace")
-    except asyncio.CancelledError:
-        _kill(proc)
-        raise
-    finally:
-        reader.cancel()
-
-
-def _kill(proc: asyncio.subprocess.Process) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+    return code, output
 
 
 async def run_build(input: BuildInput) -> BuildResult:
@@ -153,14 +89,16 @@ async def run_build(input: BuildInput) -> BuildResult:
             duration=round(time.monotonic() - started, 3), tail=output[-_TAIL_CHARS:], **extra,
         )  # fmt: skip
 
-    worktree = Worktree(input.repo_path, input.sha)
-    reverted = await asyncio.to_thread(worktree.carried, input.revert)
-    carried = await asyncio.to_thread(worktree.carried, input.carried_of)
+    repo = git_repo(input.repo_path)
+    reverted = await asyncio.to_thread(culprits_in, repo, input.sha, input.revert)
+    carried = await asyncio.to_thread(culprits_in, repo, input.sha, input.carried_of)
+    worktree = Worktree(repo, input.sha, prefix="selfheal-build-")
     try:
         tree = await asyncio.to_thread(worktree.create)
+        _share_installed_packages(repo, tree)
         if reverted:
             try:
-                await asyncio.to_thread(worktree.revert, reverted)
+                await asyncio.to_thread(_revert_carried, repo, tree, input.sha, reverted)
             except IsolationError as err:
                 return result(None, f"[selfheal: {err}]", "build", built=False,
                               isolation_error=str(err), reverted=reverted)  # fmt: skip

@@ -72,6 +72,44 @@ def quiet_git(repo: git.Repo) -> git.Git:
     return repo.git(c="core.hooksPath=/dev/null")
 
 
+class Worktree:
+    """A detached checkout of ``rev`` in a new temp dir, removed (and pruned) afterwards: builds
+    and reverts work there, never in the user's checkout. ``with Worktree(...) as path``, or
+    ``create()`` and ``remove()`` from other threads."""
+
+    def __init__(self, repo: git.Repo, rev: str, prefix: str) -> None:
+        self.repo, self.rev, self.prefix = repo, rev, prefix
+        self.root: Path | None = None
+
+    def create(self) -> Path:
+        self.root = Path(tempfile.mkdtemp(prefix=self.prefix))
+        path = self.root / "tree"
+        try:
+            quiet_git(self.repo).worktree("add", "--detach", "--quiet", str(path), self.rev)
+        except BaseException:
+            self.remove()
+            raise
+        return path
+
+    def remove(self) -> None:
+        if self.root is None:
+            return
+        try:
+            quiet_git(self.repo).worktree("remove", "--force", str(self.root / "tree"))
+        except git.GitCommandError:  # then forget it the long way: delete it, prune git's record
+            shutil.rmtree(self.root, ignore_errors=True)
+            with contextlib.suppress(git.GitCommandError):
+                quiet_git(self.repo).worktree("prune")
+        shutil.rmtree(self.root, ignore_errors=True)
+        self.root = None
+
+    def __enter__(self) -> Path:
+        return self.create()
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+
 def resolve(repo: git.Repo, rev: str) -> git.Commit:
     try:
         return repo.commit(rev)
@@ -192,10 +230,7 @@ def _make_revert(repo: git.Repo, input: RevertInput, tip: str) -> tuple[str | No
         str(commit.message).splitlines()[0] if commit.message else input.sha[:12],
         input.sha, commit.parents[0].hexsha, input.build_command, input.failure, merge,
     )  # fmt: skip
-    root = Path(tempfile.mkdtemp(prefix="selfheal-revert-"))
-    scratch = root / "tree"
-    try:
-        quiet_git(repo).worktree("add", "--detach", "--quiet", str(scratch), tip)
+    with Worktree(repo, tip, prefix="selfheal-revert-") as scratch:
         wt = git.Repo(scratch)
         try:
             quiet_git(wt).revert("--no-commit", *(["-m", "1"] if merge else []), input.sha)
@@ -210,16 +245,10 @@ def _make_revert(repo: git.Repo, input: RevertInput, tip: str) -> tuple[str | No
             with contextlib.suppress(git.GitCommandError):
                 quiet_git(wt).revert("--abort")
             return None, "reverting it changes nothing (was it undone already?)"
-        msg_file = root / "message"
+        msg_file = scratch.parent / "message"
         msg_file.write_text(message)
         quiet_git(wt).commit("--no-verify", "--quiet", "-F", str(msg_file), env=_IDENTITY)
         return wt.head.commit.hexsha, None
-    finally:
-        with contextlib.suppress(git.GitCommandError):
-            quiet_git(repo).worktree("remove", "--force", str(scratch))
-        shutil.rmtree(root, ignore_errors=True)
-        with contextlib.suppress(git.GitCommandError):
-            quiet_git(repo).worktree("prune")
 
 
 def _push(repo: git.Repo, branch: str) -> tuple[bool | None, str | None]:

@@ -40,6 +40,7 @@ from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
 from activities.ledger import Ledger, attempts, incidents  # noqa: E402
+from bench.stats import percentile  # noqa: E402
 from selfheal import search_attributes as sa_keys  # noqa: E402
 from selfheal.config import Settings  # noqa: E402
 from selfheal.plugins import SelfHealing  # noqa: E402
@@ -48,11 +49,6 @@ from tests.postgres import PostgresCluster, find_bindir  # noqa: E402
 
 DAY = 86400
 AGENTS = ("SAM", "ALEX", "LEO", "QUINN", "MAX")
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
 
 
 # -- filling the ledger in SQL (fast: the rows are made by the database itself) ------------------

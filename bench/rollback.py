@@ -15,7 +15,6 @@ Exit 0 only if it held.
 
 import argparse
 import asyncio
-import os
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from selfheal.config import Settings  # noqa: E402
 from selfheal.plugins import SelfHealing  # noqa: E402
 from selfheal.policies import Policies, RollbackPolicy  # noqa: E402
 from starter.commits import build_check, enqueue, read_commit  # noqa: E402
+from starter.testing import git, init_repo  # noqa: E402
 
 BUILD_PY = """\
 import pathlib, sys, time
@@ -53,26 +53,9 @@ git revert --no-edit HEAD >/dev/null
 """
 
 
-def git(repo: Path, *args: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    done = subprocess.run(
-        ["git", "-c", "core.hooksPath=/dev/null", *args],
-        cwd=repo, env=env, check=True, capture_output=True, text=True,
-    )  # fmt: skip
-    return done.stdout.strip()
-
-
 def make_repo(path: Path, seconds: float) -> Path:
-    path.mkdir(parents=True)
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.name", "SAM")
-    git(path, "config", "user.email", "sam@example.com")
-    (path / "build.py").write_text(BUILD_PY)
-    (path / "build.seconds").write_text(str(seconds))
-    (path / "app.txt").write_text("ok\n")
-    git(path, "add", ".")
-    git(path, "commit", "-q", "-m", "initial")
-    return path
+    files = {"build.py": BUILD_PY, "build.seconds": str(seconds), "app.txt": "ok\n"}
+    return init_repo(path, files)
 
 
 def break_it(repo: Path, n: int) -> str:

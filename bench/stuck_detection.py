@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 from temporalio.client import Client, WorkflowHandle  # noqa: E402
 from temporalio.service import RPCError  # noqa: E402
 
+from bench.stats import distribution, percentile  # noqa: E402
 from selfheal.config import Settings  # noqa: E402
 from selfheal.models import AdapterSpec, TaskStatus  # noqa: E402
 from starter.client import build_task_input, connect, start_task, task_outcome  # noqa: E402
@@ -176,20 +177,6 @@ def _rss_kb(pid: int) -> int:
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * p // 100))
-    return ordered[int(rank) - 1]
-
-
-def distribution(values: list[float]) -> str:
-    return "  ".join(
-        f"{name} {percentile(values, p) * 1000:7.1f} ms"
-        for name, p in (("p50", 50), ("p90", 90), ("p99", 99), ("max", 100))
-    )
 
 
 async def bounded(coros: list, limit: int = 50) -> list:

@@ -33,13 +33,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
+from bench.stats import percentile  # noqa: E402
 from selfheal import search_attributes as sa  # noqa: E402
 from selfheal.config import Settings  # noqa: E402
 from selfheal.plugins import SelfHealing  # noqa: E402
-from starter.api import create_app, make_server  # noqa: E402
+from starter.api.app import create_app, make_server  # noqa: E402
+from starter.api.webhook import PATH  # noqa: E402
 from starter.devserver import free_port  # noqa: E402
-from starter.scenarios.review import pull_request_event, signed_headers  # noqa: E402
-from starter.webhook import PATH  # noqa: E402
+from starter.testing import pull_request_event, signed_headers  # noqa: E402
 
 FILLERS = ["labeled", "edited", "review_requested", "assigned"]
 SYNCHRONIZES = 3
@@ -151,11 +152,6 @@ def worker_process(target: str, settings_json: str, run: bool, ready: Any, stop:
             await asyncio.to_thread(stop.wait, 600)
 
     asyncio.run(main())
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
 
 
 async def bench(args: argparse.Namespace) -> int:

@@ -9,7 +9,6 @@ import re
 from typing import Literal
 
 ErrorKind = Literal["transient", "agent", "task", "permanent"]
-ERROR_KINDS: tuple[ErrorKind, ...] = ("transient", "agent", "task", "permanent")
 
 # Checked in order: the first family whose pattern matches decides.
 _RULES: list[tuple[ErrorKind, re.Pattern[str]]] = [

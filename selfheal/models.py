@@ -154,19 +154,6 @@ class AttemptLedgerEntry(BaseModel):
     context: dict[str, Any] = Field(default_factory=dict)
 
 
-class TaskLedgerEntry(BaseModel):
-    """Input of ``ledger.record_task``: the task row as it is now."""
-
-    workflow_id: str
-    task_id: str
-    agent: str
-    title: str
-    priority: TaskPriority
-    state: TaskState
-    result: str | None = None
-    attempts: int = 0
-
-
 # Signal bodies (JSON objects; unknown fields are ignored). A signal sent with no body at all (the
 # `temporal workflow signal` default) or ``null`` takes these defaults; a value of the wrong type
 # (or a blank one) is malformed, and the signal is recorded in ``ignored_signals``.

@@ -2,16 +2,21 @@
 
 Add ``SelfHealing(settings)`` to a client or a worker of your own. Activities are built per worker
 with that worker's client injected (the ``http`` adapter, progress signals and escalations need
-it); the data converter is pydantic's, so every payload is plain JSON.
+it). Payloads are pydantic's plain JSON; the host's payload codec (encryption, compression), its
+failure converter and external storage are kept, and a payload converter of its own is kept if it
+already speaks pydantic, refused with one clear message otherwise. Making the plugin, or using it
+in a client or a replayer, opens nothing: the ledger is opened when a worker is configured.
 """
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from functools import reduce
 from typing import Any
 
 from temporalio.client import Client, ClientConfig
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
+from temporalio.converter import DataConverter, DefaultPayloadConverter
 from temporalio.plugin import SimplePlugin
 from temporalio.worker import ReplayerConfig, WorkerConfig
 
@@ -41,11 +46,31 @@ _SDK_HEARTBEAT_THROTTLE = timedelta(seconds=60)
 ActivityFactory = Callable[[Client], Sequence[Callable[..., Any]]]
 
 
+class ConverterConflict(ValueError):
+    """The host's payload converter cannot carry selfheal's pydantic payloads."""
+
+
+def pydantic_payloads(existing: DataConverter | None) -> DataConverter:
+    """The host's data converter with pydantic payloads; everything else of it is kept."""
+    if existing is None:
+        return pydantic_data_converter
+    own = existing.payload_converter_class
+    if issubclass(own, PydanticPayloadConverter):
+        return existing  # pydantic already (the host's own subclass included)
+    if own is not DefaultPayloadConverter:
+        raise ConverterConflict(
+            f"selfheal needs pydantic payloads, but the client's data converter uses "
+            f"{own.__module__}.{own.__qualname__}: derive it from "
+            "temporalio.contrib.pydantic.PydanticPayloadConverter (a payload codec is kept as is)"
+        )
+    return dataclasses.replace(existing, payload_converter_class=PydanticPayloadConverter)
+
+
 class CapabilityPlugin(SimplePlugin):
     """A capability's workflows, plus activities made with the worker's own client."""
 
     def __init__(self, name: str, workflows: Sequence[type], activities: ActivityFactory) -> None:
-        super().__init__(name, data_converter=pydantic_data_converter, workflows=workflows)
+        super().__init__(name, data_converter=pydantic_payloads, workflows=workflows)
         self._activities = activities
 
     def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
@@ -123,9 +148,9 @@ class SelfHealing(SimplePlugin):
         settings: Settings | None = None,
         capabilities: Sequence[SimplePlugin] | None = None,
     ) -> None:
-        super().__init__("selfheal.SelfHealing", data_converter=pydantic_data_converter)
+        super().__init__("selfheal.SelfHealing", data_converter=pydantic_payloads)
         self.settings = settings or load_settings()
-        self.ledger = Ledger.from_settings(self.settings)  # opened when a worker is configured
+        self.ledger = Ledger.from_settings(self.settings)  # lazy: opened by configure_worker
         self.capabilities = list(capabilities if capabilities is not None else [
             auto_retry(self.settings, self.ledger),
             blocker_detection(self.settings, self.ledger),

@@ -91,9 +91,6 @@ class RollbackPolicy(BaseModel):
     max_reverts_per_day: int = Field(default=5, ge=0)
     push: bool = False
 
-    def scaled(self, factor: float) -> "RollbackPolicy":
-        return self
-
 
 class Policies(BaseModel):
     retry: RetryLadder = Field(default_factory=RetryLadder)
@@ -110,5 +107,5 @@ class Policies(BaseModel):
             retry=self.retry.scaled(factor),
             stuck=self.stuck.scaled(factor),
             escalation=self.escalation.scaled(factor),
-            rollback=self.rollback.scaled(factor),
+            rollback=self.rollback,  # builds take the time they take
         )

@@ -183,10 +183,6 @@ class CommitInfo(BaseModel):
     committed_at: datetime
     on_branch: bool  # still reachable from its branch (None branch: always True)
 
-    @property
-    def is_merge(self) -> bool:
-        return len(self.parents) > 1
-
 
 class InspectInput(BaseModel):
     repo_path: str

@@ -8,7 +8,7 @@ are done.
 import asyncio
 import shlex
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -125,11 +125,7 @@ def build_check(
         check_build_command(policy.setup_command, commit)
     extra: dict[str, Any] = {"heartbeat_timeout": heartbeat_timeout} if heartbeat_timeout else {}
     return CommitCheck(
-        repo_path=commit.repo_path,
-        repo_name=commit.repo_name,
-        sha=commit.sha,
-        branch=commit.branch,
-        first_parent=commit.first_parent,
+        **asdict(commit),
         policy=policy,
         escalation=policies.escalation,
         peers=settings.peers(),

@@ -1,11 +1,15 @@
-"""Real git repositories with a real (tiny) build for the rollback tests, demo and bench."""
+"""Real git repositories with a real (tiny) build for the rollback tests (on starter.testing's
+scratch repositories)."""
 
 import hashlib
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from starter.testing import commit, git, git_env, init_repo
+
+__all__ = ["BUILD", "commit", "commit_racing", "git", "log", "make_repo", "message", "snapshot"]
 
 BUILD_SCRIPT = """\
 import pathlib, sys, time
@@ -29,39 +33,9 @@ print("build ok")
 BUILD = f"{sys.executable} build.py"
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    return env | {"GIT_OPTIONAL_LOCKS": "0"}
-
-
-def git(repo: Path, *args: str, check: bool = True) -> str:
-    out = subprocess.run(
-        ["git", "-c", "core.hooksPath=/dev/null", *args], cwd=repo, env=_env(), check=check,
-        capture_output=True, text=True,
-    )  # fmt: skip
-    return out.stdout.strip()
-
-
 def make_repo(path: Path, delay: float = 0.05) -> Path:
-    path.mkdir(parents=True)
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.name", "SAM")
-    git(path, "config", "user.email", "sam@example.com")
-    (path / "build.py").write_text(BUILD_SCRIPT)
-    (path / "build.delay").write_text(str(delay))
-    (path / "app.txt").write_text("ok\n")
-    commit(path, "initial", add=["build.py", "build.delay", "app.txt"])
-    return path
-
-
-def commit(repo: Path, message: str, files: dict[str, str] | None = None,
-           add: list[str] | None = None) -> str:  # fmt: skip
-    for name, text in (files or {}).items():
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        (repo / name).write_text(text)
-    git(repo, "add", *(add or list(files or {})))
-    git(repo, "commit", "-q", "-m", message)
-    return git(repo, "rev-parse", "HEAD")
+    files = {"build.py": BUILD_SCRIPT, "build.delay": str(delay), "app.txt": "ok\n"}
+    return init_repo(path, files)
 
 
 def commit_racing(repo: Path, message: str, files: dict[str, str], tries: int = 50) -> str:
@@ -72,7 +46,7 @@ def commit_racing(repo: Path, message: str, files: dict[str, str], tries: int = 
     for step in (["add", *files], ["commit", "-q", "-m", message]):
         for attempt in range(tries):
             done = subprocess.run(
-                ["git", "-c", "core.hooksPath=/dev/null", *step], cwd=repo, env=_env(),
+                ["git", "-c", "core.hooksPath=/dev/null", *step], cwd=repo, env=git_env(),
                 capture_output=True, text=True,
             )  # fmt: skip
             if done.returncode == 0:

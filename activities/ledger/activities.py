@@ -9,17 +9,13 @@ import asyncio
 from temporalio import activity
 
 from activities.ledger.store import Ledger
-from selfheal.models import AttemptLedgerEntry, IncidentRecord, IncidentUpdate, TaskLedgerEntry
+from selfheal.models import AttemptLedgerEntry, IncidentRecord, IncidentUpdate
 from selfheal.rollback import GuardLedgerEntry
 
 
 class LedgerActivities:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
-
-    @activity.defn(name="ledger.record_task")
-    async def record_task(self, entry: TaskLedgerEntry) -> None:
-        await asyncio.to_thread(self.ledger.record_task, entry)
 
     @activity.defn(name="ledger.record_attempt")
     async def record_attempt(self, entry: AttemptLedgerEntry) -> None:
@@ -34,7 +30,7 @@ class LedgerActivities:
         await asyncio.to_thread(self.ledger.update_incident, update)
 
     def all(self) -> list:
-        return [self.record_task, self.record_attempt, self.open_incident, self.update_incident]
+        return [self.record_attempt, self.open_incident, self.update_incident]
 
 
 class CommitGuardLedgerActivities:

@@ -48,11 +48,6 @@ def current(connection: sa.Connection) -> tuple[str, ...]:
     return tuple(sorted(MigrationContext.configure(connection).get_current_heads()))
 
 
-def is_current(engine: sa.Engine) -> bool:
-    with engine.connect() as connection:
-        return current(connection) == head()
-
-
 def check(engine: sa.Engine) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Raise ``LedgerError`` unless the ledger is at this code's schema (it migrates nothing)."""
     with engine.connect() as connection:

@@ -34,7 +34,6 @@ from selfheal.models import (
     IncidentRecord,
     IncidentUpdate,
     Notice,
-    TaskLedgerEntry,
 )
 from selfheal.rollback import GuardLedgerEntry
 
@@ -109,14 +108,6 @@ class Ledger:
         return stmt.on_conflict_do_update(
             index_elements=keys, set_={c: stmt.excluded[c] for c in update}
         )
-
-    def record_task(self, entry: TaskLedgerEntry) -> None:
-        now = _now()
-        row = entry.model_dump() | {"created_at": now, "updated_at": now}
-        with self.engine.begin() as conn:
-            conn.execute(
-                self._upsert(tasks, row, ["agent", "state", "result", "attempts", "updated_at"])
-            )
 
     def record_attempt(self, entry: AttemptLedgerEntry) -> None:
         a = entry.attempt

@@ -22,7 +22,7 @@ from selfheal.models import AdapterSpec, TaskStatus
 from selfheal.plugins import SelfHealing
 from selfheal.policies import Policies, RetryLadder
 from starter.client import build_task_input, start_task, task_outcome
-from tests.servers import serving
+from starter.testing import serving
 
 
 def quick(settings: Settings, attempt_timeout: float = 30.0) -> Settings:

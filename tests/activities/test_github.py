@@ -10,7 +10,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.github import GitHubActivities, status_url
 from selfheal.config import Settings
 from selfheal.review import CommitStatusInput
-from tests.servers import FakeGitHub, serving
+from starter.testing import FakeGitHub, serving
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 STATUS = CommitStatusInput(

@@ -25,7 +25,6 @@ from selfheal.models import (
     IncidentRecord,
     IncidentUpdate,
     Notice,
-    TaskLedgerEntry,
 )
 from selfheal.rollback import GuardLedgerEntry
 
@@ -76,21 +75,6 @@ def test_attempts_twice_leave_one_row_each(ledger: Ledger) -> None:
     [failure] = ledger.rows(failures)
     assert (failure["fingerprint"], failure["error"]) == ("fp1", "timeout 3s")
     assert '"repo": "web"' in failure["context"]
-
-
-def test_record_task_upserts(ledger: Ledger) -> None:
-    entry = TaskLedgerEntry(
-        workflow_id="task-t2",
-        task_id="t2",
-        agent="SAM",
-        title="t",
-        priority="normal",
-        state="running",
-    )
-    ledger.record_task(entry)
-    ledger.record_task(entry.model_copy(update={"state": "failed", "attempts": 4}))
-    [row] = ledger.rows(tasks, workflow_id="task-t2")
-    assert (row["state"], row["attempts"]) == ("failed", 4)
 
 
 def test_incident_opened_twice_and_settled_once(ledger: Ledger) -> None:

@@ -16,10 +16,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from dashboard.document import HealthDocument
 from selfheal.config import Settings
-from starter.api import create_app
+from starter.api.app import create_app
+from starter.testing import serving
 from tests.dashboard.ledger_data import HOSTILE, fill
 from tests.postgres import PostgresCluster
-from tests.servers import serving
 from tests.workers import ROOT
 
 TOKEN = "s3cret-token-for-tests"

@@ -8,7 +8,7 @@ import httpx
 from temporalio.testing import WorkflowEnvironment
 
 from selfheal.config import Settings
-from starter.commands_run import serve_after_demo
+from starter.cli.run import serve_after_demo
 from starter.devserver import free_port
 from starter.schedules import HEALTH_PROBE_ID
 from tests.waiting import eventually

@@ -24,7 +24,7 @@ from selfheal.config import AgentConfig, Settings
 from selfheal.health import AgentSample, HealthProbeInput, SampleBatch
 from selfheal.plugins import SelfHealing
 from starter.schedules import HEALTH_PROBE_ID, apply_schedules, health_probe_schedule
-from tests.servers import serving
+from starter.testing import serving
 from tests.waiting import eventually
 from workflows.health_probe import HealthProbe
 

@@ -12,11 +12,11 @@ from temporalio.worker import Worker
 from selfheal.config import Settings
 from selfheal.models import AdapterSpec
 from selfheal.plugins import SelfHealing
-from starter.api import create_app
+from starter.api.app import create_app
 from starter.client import build_task_input, start_task
+from starter.testing import serving
 from tests.dashboard.browser import chromium
 from tests.dashboard.ledger_data import HOSTILE, fill
-from tests.servers import serving
 
 
 async def test_page_renders_agents_incidents_and_escapes_hostile_text(

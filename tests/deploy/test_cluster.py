@@ -30,10 +30,16 @@ from selfheal.models import AdapterSpec, TaskStatus
 from selfheal.rollback import guard_workflow_id
 from starter.client import build_task_input, start_task, task_outcome
 from starter.devserver import free_port
-from starter.scenarios.review import new_sha, pull_request_event, signed_headers
+from starter.testing import (
+    FakeGitHub,
+    NotificationSink,
+    new_sha,
+    pull_request_event,
+    serving,
+    signed_headers,
+)
 from tests import rollback_repo as rr
 from tests.postgres import PostgresCluster
-from tests.servers import FakeGitHub, NotificationSink, serving
 from tests.workers import ROOT
 
 SECRET = "cluster-secret"

@@ -17,7 +17,7 @@ import yaml
 from temporalio.testing import WorkflowEnvironment
 
 from selfheal import search_attributes as sa
-from starter.cli import build_parser
+from starter.cli.main import build_parser
 from tests.conftest import TEMPORAL
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -3,7 +3,7 @@
 import pytest
 
 from selfheal.review import PayloadError, decide, pr_review_workflow_id
-from starter.scenarios.review import pull_request_event
+from starter.testing import pull_request_event
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 

@@ -17,7 +17,7 @@ from selfheal.config import Settings
 from selfheal.plugins import SelfHealing
 from selfheal.rollback import guard_workflow_id
 from starter.cli import main
-from starter.commands_commit import BEGIN, hook_build
+from starter.cli.commit import BEGIN, hook_build
 from starter.commits import wait_for_guard
 from starter.devserver import free_port
 from tests.rollback_repo import BUILD, commit, git, log, make_repo, snapshot

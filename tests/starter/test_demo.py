@@ -20,13 +20,13 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-import starter.scenarios
+import starter.demo.scenarios
 from selfheal.config import Settings
 from selfheal.plugins import SelfHealing
-from starter.demo import run_scenarios
+from starter.demo.runner import run_scenarios
+from starter.demo.scenario import DemoContext, Metric, Scenario, ScenarioResult
+from starter.demo.scenarios import discover, review
 from starter.logs import core_logging
-from starter.scenarios import discover, review
-from starter.scenarios.base import DemoContext, Metric, Scenario, ScenarioResult
 from tests.workers import ROOT
 
 REQUEST_CANCEL = ParentClosePolicy.PARENT_CLOSE_POLICY_REQUEST_CANCEL
@@ -45,7 +45,7 @@ def test_every_scenario_is_found_and_the_notifications_check_runs_last():
 def test_a_new_scenario_is_one_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     (tmp_path / "extra_health.py").write_text(
         textwrap.dedent("""
-        from starter.scenarios.base import Scenario, ScenarioResult
+        from starter.demo.scenario import Scenario, ScenarioResult
 
         async def run(ctx):
             return ScenarioResult("health", [])
@@ -53,8 +53,10 @@ def test_a_new_scenario_is_one_module(tmp_path: Path, monkeypatch: pytest.Monkey
         SCENARIO = Scenario("health dashboard (M2.6)", run, metrics=("agent uptime",), order=45)
         """)
     )
-    monkeypatch.setattr(starter.scenarios, "__path__", [*starter.scenarios.__path__, str(tmp_path)])
-    monkeypatch.delitem(sys.modules, "starter.scenarios.extra_health", raising=False)
+    monkeypatch.setattr(
+        starter.demo.scenarios, "__path__", [*starter.demo.scenarios.__path__, str(tmp_path)]
+    )
+    monkeypatch.delitem(sys.modules, "starter.demo.scenarios.extra_health", raising=False)
     names = [s.name for s in discover()]
     assert names.index("health dashboard (M2.6)") == names.index("git rollback (M2.2)") + 1
 

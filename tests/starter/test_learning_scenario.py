@@ -6,8 +6,8 @@ import io
 from temporalio.testing import WorkflowEnvironment
 
 from selfheal.config import Settings
-from starter.demo import run_scenarios
-from starter.scenarios import discover, learning
+from starter.demo.runner import run_scenarios
+from starter.demo.scenarios import discover, learning
 
 
 def test_the_runner_finds_it():

@@ -18,8 +18,8 @@ from temporalio.client import Client
 
 from starter.devserver import free_port
 from starter.stack import DEFAULT_API_URL, api_url, running_api_url
+from starter.testing import serving
 from tests.docs import block
-from tests.servers import serving
 from tests.waiting import eventually
 from tests.workers import ROOT, selfheal
 

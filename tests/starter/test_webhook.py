@@ -30,10 +30,9 @@ from selfheal.config import Settings
 from selfheal.models import AdapterSpec, TaskInput
 from selfheal.plugins import SelfHealing
 from selfheal.review import MAX_BODY_BYTES, PRReviewResult, decide
-from starter.api import create_app
-from starter.scenarios.review import pull_request_event, signed_headers
-from starter.webhook import PATH, webhook_routes
-from tests.servers import FakeGitHub, serving
+from starter.api.app import create_app
+from starter.api.webhook import PATH, webhook_routes
+from starter.testing import FakeGitHub, pull_request_event, serving, signed_headers
 
 SECRET = "it's a secret to everybody"
 TOKEN = "ghp_local_test_token"
@@ -627,7 +626,7 @@ async def test_reviews_left_in_the_outbox_start_when_the_api_comes_back(
 ):
     from activities.ledger import Ledger
     from selfheal.review import Decision, decide, pr_review_workflow_id
-    from starter.webhook import build_review_input
+    from starter.reviews import build_review_input
 
     payload = pull_request_event("opened", sha(), repo=repo(), number=9)
     decision: Decision = decide("pull_request", payload)

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -24,27 +23,18 @@ from temporalio.worker import Worker
 
 from activities.ledger import Ledger, incidents, notifications
 from selfheal import search_attributes as sa
-from selfheal.config import Settings, default_team
+from selfheal.config import Settings
 from selfheal.models import AdapterSpec, EscalationInput, EscalationOutcome, TaskStatus
 from selfheal.plugins import SelfHealing
 from starter.client import build_task_input, start_task, task_outcome
-from tests.servers import NotificationSink, serving
+from starter.testing import NotificationSink, serving
 from tests.waiting import eventually
 from workflows.agent_task import AgentTask
 from workflows.escalation import Escalation
 
 
 def with_sink(settings: Settings, url: str) -> Settings:
-    team = default_team()
-    for name, agent in team.items():
-        agent.notify_url = SecretStr(f"{url}/agents/{name}")
-    return settings.model_copy(
-        update={
-            "agents": team,
-            "ceo_channel_url": SecretStr(f"{url}/ceo"),
-            "dev_channel_url": SecretStr(f"{url}/dev"),
-        }
-    )
+    return NotificationSink(url=url).wire(settings)
 
 
 @dataclass

@@ -21,7 +21,7 @@ from selfheal.learning import LearningPolicy, Occurrence, PatternState, pattern_
 from selfheal.models import AttemptLedgerEntry, AttemptRecord
 from selfheal.patterns import PatternInput
 from selfheal.plugins import SelfHealing
-from tests.servers import NotificationSink, serving
+from starter.testing import NotificationSink, serving
 from tests.waiting import eventually
 from workflows.pattern import Pattern
 

@@ -16,8 +16,8 @@ from selfheal.config import Settings
 from selfheal.learning import LearningPolicy
 from selfheal.patterns import AnalysisInput, AnalysisReport
 from selfheal.plugins import SelfHealing
+from starter.testing import NotificationSink, serving
 from tests.learning_ledger import fail, git, git_repo, publish, succeed, use
-from tests.servers import NotificationSink, serving
 from workflows.pattern_analysis import PatternAnalysis
 
 BILLING = "ImportError: cannot import name Money from module billing"

@@ -19,9 +19,8 @@ from selfheal.config import Settings
 from selfheal.models import AdapterSpec
 from selfheal.plugins import SelfHealing
 from selfheal.review import PRReviewResult, decide
-from starter.scenarios.review import pull_request_event
-from starter.webhook import build_review_input, start_review
-from tests.servers import FakeGitHub, serving
+from starter.reviews import build_review_input, start_review
+from starter.testing import FakeGitHub, pull_request_event, serving
 from workflows.pr_review import PRReview
 
 HISTORIES = Path(__file__).parent.parent / "histories"

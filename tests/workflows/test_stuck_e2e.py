@@ -15,7 +15,7 @@ from selfheal.config import Settings
 from selfheal.models import AdapterSpec
 from selfheal.plugins import SelfHealing
 from starter.client import build_task_input, start_task, task_outcome
-from tests.servers import NotificationSink, serving
+from starter.testing import NotificationSink, serving
 from tests.waiting import eventually
 from tests.workers import kill, selfheal, stack_env, start_worker
 from tests.workflows.test_escalation import with_sink

@@ -19,7 +19,7 @@ from selfheal.learning import learning_id
 from selfheal.models import AdapterSpec, TaskStatus
 from selfheal.sim import mistake_fingerprint
 from starter.client import build_task_input, start_task, task_outcome
-from starter.scenarios.base import DemoContext, Metric, Scenario, ScenarioResult
+from starter.demo.scenario import DemoContext, Metric, Scenario, ScenarioResult
 
 FIRST = ("SAM", "add the orders table migration")
 OTHERS = [("ALEX", "rename the users column migration"), ("LEO", "backfill invoices migration")]

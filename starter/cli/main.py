@@ -10,29 +10,21 @@ from typing import Any, NoReturn
 from activities.ledger import LedgerError
 from selfheal.config import ConfigError
 from selfheal.durations import DurationError
-from starter import (
-    commands_commit,
-    commands_db,
-    commands_patterns,
-    commands_pr,
-    commands_run,
-    commands_status,
-    commands_task,
-    schedules,
-)
+from starter import schedules
+from starter.cli import commit, db, patterns, pr, run, status, task
+from starter.cli.errors import UsageError
 from starter.client import UnreachableError
 from starter.devserver import DevServerError
-from starter.errors import UsageError
 
 # Each command group registers its subcommands; its handlers are coroutines taking the args.
 COMMAND_GROUPS = [
-    commands_run,
-    commands_task,
-    commands_commit,
-    commands_pr,
-    commands_db,
-    commands_status,
-    commands_patterns,
+    run,
+    task,
+    commit,
+    pr,
+    db,
+    status,
+    patterns,
     schedules,
 ]
 
@@ -57,14 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    raise SystemExit(run(argv))
+    raise SystemExit(execute(argv))
 
 
 def console() -> None:
     """The ``selfheal`` console script: ``main`` without interpreter finalization, where the
     Temporal client's native threads can abort the process after all the work is done."""
     try:
-        code = run()
+        code = execute()
     except SystemExit as exit:
         code = exit.code if isinstance(exit.code, int) else 1
     try:
@@ -81,7 +73,7 @@ def _stdout_to_devnull() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
-def run(argv: list[str] | None = None) -> int:
+def execute(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], Coroutine[Any, Any, int | None]] = args.handler
     try:
@@ -103,7 +95,3 @@ def run(argv: list[str] | None = None) -> int:
     ) as err:
         fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
     return code or 0
-
-
-if __name__ == "__main__":
-    console()

@@ -73,7 +73,6 @@ class LiveProgress:
     """A live table, one row per step: a spinner, then ✓ or ✗; elapsed time; what it does now."""
 
     def __init__(self, console: Console) -> None:
-        self._console = console
         self._steps: dict[str, _Step] = {}
         self._live = Live(
             console=console, refresh_per_second=8, transient=False, get_renderable=self._render

@@ -24,8 +24,8 @@ from dashboard.app import Dashboard
 from dashboard.auth import BearerToken, is_loopback
 from dashboard.service import HealthService
 from selfheal.config import Settings
-from starter.webhook import PATH as WEBHOOK_PATH
-from starter.webhook import GitHubWebhook
+from starter.api.webhook import PATH as WEBHOOK_PATH
+from starter.api.webhook import GitHubWebhook
 
 
 def api_token(settings: Settings) -> str | None:

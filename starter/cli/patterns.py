@@ -21,8 +21,8 @@ from activities.ledger.learnings import LearningStore, UnknownLearning
 from selfheal.config import Settings, load_settings
 from selfheal.learning import Learning, pattern_workflow_id
 from selfheal.patterns import AnalysisInput, AnalysisReport, PatternCommand
+from starter.cli.errors import UsageError
 from starter.client import UnreachableError, connect
-from starter.errors import UsageError
 from workflows.pattern_analysis import PatternAnalysis
 
 STATUSES = ("new", "published", "regressed", "retired", "merged")

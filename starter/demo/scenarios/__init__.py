@@ -3,7 +3,7 @@
 import importlib
 import pkgutil
 
-from starter.scenarios.base import Scenario
+from starter.demo.scenario import Scenario
 
 
 def discover() -> list[Scenario]:

@@ -1,7 +1,7 @@
 """``selfheal demo``: every capability's scenario against a real Temporal server, with progress as
 it runs, then the seed's success metrics as measured. Exit 0 only if every check held.
 
-The scenarios are found, not listed (``starter.scenarios.discover``): a new one is a module."""
+The scenarios are found, not listed (``starter.demo.scenarios.discover``): a new one is a module."""
 
 import asyncio
 import json
@@ -18,10 +18,10 @@ from temporalio.worker import Worker
 
 from selfheal.config import Settings
 from selfheal.plugins import SelfHealing
-from starter.progress import Progress, progress_for
-from starter.scenarios import discover
-from starter.scenarios.base import Cell, DemoContext, Link, Metric, Scenario, ScenarioResult
-from starter.scenarios.inbox import demo_inbox
+from starter.demo.progress import Progress, progress_for
+from starter.demo.scenario import Cell, DemoContext, Link, Metric, Scenario, ScenarioResult
+from starter.demo.scenarios import discover
+from starter.testing import notification_sink
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ async def run_scenarios(
         file=out,
         flush=True,
     )
-    async with demo_inbox() as inbox:
+    async with notification_sink() as inbox:
         ctx = DemoContext(settings=inbox.wire(settings), client=client, ui_url=ui_url, inbox=inbox)
         worker = Worker(client, task_queue=settings.task_queue, plugins=[SelfHealing(ctx.settings)])
         async with worker:

@@ -8,9 +8,9 @@ from pathlib import Path
 import httpx
 
 from selfheal.config import load_settings
-from starter.errors import UsageError
+from starter.api.webhook import PATH, sign
+from starter.cli.errors import UsageError
 from starter.stack import api_url
-from starter.webhook import PATH, sign
 
 
 def register(sub: argparse._SubParsersAction) -> None:

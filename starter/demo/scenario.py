@@ -1,6 +1,6 @@
 """What a demo scenario is: a module of this package that defines ``SCENARIO``, run with a
 ``DemoContext``, returning a ``ScenarioResult`` (its table, its seed metric rows, its failed
-checks). The runner (``starter.demo``) finds every ``SCENARIO`` here, so a new capability's
+checks). The runner (``starter.demo.runner``) finds every ``SCENARIO`` here, so a new capability's
 scenario is one new module; nothing in the runner changes."""
 
 from collections.abc import Awaitable, Callable
@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from temporalio.client import Client
 
 from selfheal.config import Settings
-from starter.scenarios.inbox import DemoInbox
+from starter.testing import NotificationSink
 
 
 @dataclass
@@ -55,7 +55,7 @@ class DemoContext:
     settings: Settings
     client: Client
     ui_url: str | None
-    inbox: DemoInbox | None = None
+    inbox: NotificationSink | None = None
     # What the scenario is doing now, for the live display: one short line per step.
     report: Callable[[str], None] = _silent
 

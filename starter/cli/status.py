@@ -15,8 +15,8 @@ from dashboard.document import WINDOWS, HealthDocument, check_window
 from dashboard.page import dur, pct
 from dashboard.service import HealthService, LedgerUnavailableError
 from selfheal.config import load_settings
+from starter.cli.errors import UsageError
 from starter.client import UnreachableError, connect
-from starter.errors import UsageError
 
 STATUS_STYLE = {"up": "green", "held": "yellow", "down": "bold red", "unknown": "dim"}
 STATE_STYLE = {

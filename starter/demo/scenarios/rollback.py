@@ -2,10 +2,8 @@
 build is not, a good commit is left alone."""
 
 import asyncio
-import os
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -13,7 +11,8 @@ from pathlib import Path
 
 from selfheal.rollback import GuardStatus
 from starter.commits import build_check, enqueue, read_commit, wait_for_guard
-from starter.scenarios.base import DemoContext, Metric, Scenario, ScenarioResult
+from starter.demo.scenario import DemoContext, Metric, Scenario, ScenarioResult
+from starter.testing import commit, init_repo
 
 # The project's build: byte-compile it, then run its checks — all real, all local.
 PY = shlex.quote(sys.executable)
@@ -36,32 +35,6 @@ DOCS = "Prices: `total(xs)` adds them up.\n"
 BROKEN = "def total(xs)\n    return sum(xs)\n"  # the missing colon breaks compileall
 
 
-def _git(repo: Path, *args: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    done = subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True,
-                          text=True)  # fmt: skip
-    return done.stdout.strip()
-
-
-def _commit(repo: Path, message: str, files: dict[str, str]) -> str:
-    for name, text in files.items():
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        (repo / name).write_text(text)
-    _git(repo, "add", *files)
-    _git(repo, "commit", "-q", "-m", message)
-    return _git(repo, "rev-parse", "HEAD")
-
-
-def _scratch_repo(root: Path) -> Path:
-    repo = root / "shop"
-    repo.mkdir()
-    _git(repo, "init", "-q", "-b", "main")
-    _git(repo, "config", "user.name", "SAM")
-    _git(repo, "config", "user.email", "sam@example.com")
-    _commit(repo, "initial", {"app/__init__.py": "", "app/prices.py": GOOD, "checks.py": CHECKS})
-    return repo
-
-
 async def _guard(ctx: DemoContext, repo: Path) -> GuardStatus:
     check = build_check(ctx.settings, read_commit(repo), build=BUILD)
     return await wait_for_guard(ctx.client, await enqueue(ctx.client, ctx.settings, check))
@@ -73,7 +46,8 @@ async def run(ctx: DemoContext) -> ScenarioResult:
     )
     root = Path(tempfile.mkdtemp(prefix="selfheal-demo-rollback-"))
     try:
-        repo = await asyncio.to_thread(_scratch_repo, root)
+        initial = {"app/__init__.py": "", "app/prices.py": GOOD, "checks.py": CHECKS}
+        repo = await asyncio.to_thread(init_repo, root / "shop", initial)
         cases = [
             ("docs", "add docs", {"README.md": DOCS}, "passed"),
             ("break", "prices: refactor total()", {"app/prices.py": BROKEN}, "reverted"),
@@ -82,7 +56,7 @@ async def run(ctx: DemoContext) -> ScenarioResult:
         took: float | None = None
         for label, message, files, expected in cases:
             committed = datetime.now(UTC)
-            sha = await asyncio.to_thread(_commit, repo, message, files)
+            sha = await asyncio.to_thread(commit, repo, message, files)
             ctx.report(f"guarding {sha[:12]} {message!r} (expect {expected})")
             status = await _guard(ctx, repo)
             if label == "break" and status.reverted_at:
@@ -108,9 +82,6 @@ async def run(ctx: DemoContext) -> ScenarioResult:
 
 
 SCENARIO = Scenario(
-    "git rollback (M2.2)",
-    run,
+    "git rollback (M2.2)", run, order=40, policy_time=30 * 60,
     metrics=("breaking commit → reverted",),
-    order=40,
-    policy_time=30 * 60,
-)
+)  # fmt: skip

@@ -28,8 +28,8 @@ from selfheal.config import Settings, load_settings
 from selfheal.durations import parse_duration
 from selfheal.ids import task_id_of, task_workflow_id
 from selfheal.models import AdapterSpec, EscalationOutcome, TaskAnswer, TaskState, TaskStatus
+from starter.cli.errors import UsageError
 from starter.client import build_task_input, connect, start_task, task_outcome
-from starter.errors import UsageError
 from workflows.agent_task import AgentTask
 from workflows.escalation import Escalation
 

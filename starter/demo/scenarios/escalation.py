@@ -8,7 +8,7 @@ from temporalio.client import WorkflowHandle
 
 from selfheal.models import FINAL_STATES, AdapterSpec, TaskStatus
 from starter.client import build_task_input, start_task, task_outcome
-from starter.scenarios.base import DemoContext, Metric, Scenario, ScenarioResult
+from starter.demo.scenario import DemoContext, Metric, Scenario, ScenarioResult
 from workflows.agent_task import AgentTask
 
 
@@ -120,9 +120,6 @@ async def run(ctx: DemoContext) -> ScenarioResult:
 
 
 SCENARIO = Scenario(
-    "blocker detection (M2.4)",
-    run,
+    "blocker detection (M2.4)", run, order=20, policy_time=90 * 60,
     metrics=("stuck task escalated",),
-    order=20,
-    policy_time=90 * 60,
-)
+)  # fmt: skip

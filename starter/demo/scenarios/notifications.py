@@ -1,7 +1,7 @@
 """Notifications: what the other scenarios sent to the channels and agents (the demo's inbox),
 and the seed's CEO-alert budget. It runs after them (phase 1), so it counts everything."""
 
-from starter.scenarios.base import DemoContext, Metric, Scenario, ScenarioResult
+from starter.demo.scenario import DemoContext, Metric, Scenario, ScenarioResult
 
 
 async def run(ctx: DemoContext) -> ScenarioResult:
@@ -11,9 +11,9 @@ async def run(ctx: DemoContext) -> ScenarioResult:
     ctx.report(f"{len(notices)} notices to {len(paths)} inboxes")
     result = ScenarioResult("notifications", ["channel", "notices", "last"])
     for path in paths:
-        sent = ctx.inbox.to(path)
+        sent = [n for n in notices if n.path == path]
         result.rows.append([path, str(len(sent)), sent[-1].text[:90]])
-    ceo = len(ctx.inbox.to("/ceo"))
+    ceo = len([n for n in notices if n.path == "/ceo"])
     result.metrics.append(
         Metric("CEO channel alerts", f"{ceo} in this run", "< 1 per day", ceo == 0)
     )

@@ -12,6 +12,7 @@ from temporalio.client import Client
 from activities.git import GitError, git_repo
 from selfheal.config import load_settings
 from selfheal.rollback import CommitCheck, GuardStatus, guard_workflow_id
+from starter.cli.errors import UsageError
 from starter.client import UnreachableError, connect
 from starter.commits import (
     Judgement,
@@ -23,7 +24,6 @@ from starter.commits import (
     running,
     wait_for_guard,
 )
-from starter.errors import UsageError
 
 BEGIN, END = "# >>> selfheal post-commit >>>", "# <<< selfheal post-commit <<<"
 _OK_STATES = frozenset({"passed", "reverted", "inherited", "flaky", "skipped"})
@@ -139,13 +139,14 @@ def _print_status(status: GuardStatus, as_json: bool) -> None:
     if as_json:
         print(status.model_dump_json(indent=2))
         return
-    print(f"{status.workflow_id}  {status.state}  {status.reason or ''}")
-    for b in status.builds:
-        print(f"  build {b.sha[:12]}  {'ok' if b.ok else f'exit {b.exit_code}'}  {b.duration:.2f}s")
-    if status.revert_sha:
-        print(f"  revert {status.revert_sha}")
-    if status.escalation_id:
-        print(f"  escalated: {status.escalation_id}")
+    lines = [f"{status.workflow_id}  {status.state}  {status.reason or ''}"]
+    lines += [
+        f"  build {b.sha[:12]}  {'ok' if b.ok else f'exit {b.exit_code}'}  {b.duration:.2f}s"
+        for b in status.builds
+    ]
+    lines += [f"  revert {status.revert_sha}"] if status.revert_sha else []
+    lines += [f"  escalated: {status.escalation_id}"] if status.escalation_id else []
+    print("\n".join(lines))
 
 
 def hook_script(build: str | None, config: str | None) -> str:

@@ -20,64 +20,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from selfheal import search_attributes as sa
 from selfheal.models import AdapterSpec
 from selfheal.review import REVIEW_ACTIONS
-from starter.api import make_server
-from starter.devserver import free_port
-from starter.scenarios.base import DemoContext, Metric, Scenario, ScenarioResult
-from starter.webhook import PATH, GitHubWebhook, sign
-
-
-def pull_request_event(
-    action: str,
-    sha: str,
-    *,
-    owner: str = "octo",
-    repo: str = "web",
-    number: int = 1,
-    title: str = "Add the signup form",
-    draft: bool = False,
-    before: str | None = None,
-    updated_at: str = "2026-01-01T00:00:00Z",
-    author: str = "SAM",
-) -> dict[str, Any]:
-    """A ``pull_request`` payload shaped like GitHub's (the fields selfheal reads, and some)."""
-    payload: dict[str, Any] = {
-        "action": action,
-        "number": number,
-        "pull_request": {
-            "number": number,
-            "title": title,
-            "state": "open",
-            "draft": draft,
-            "html_url": f"https://github.com/{owner}/{repo}/pull/{number}",
-            "user": {"login": author},
-            "head": {"sha": sha, "ref": f"feature-{number}"},
-            "base": {"ref": "main", "repo": {"full_name": f"{owner}/{repo}"}},
-            "updated_at": updated_at,
-            "additions": 42,
-            "deletions": 7,
-            "changed_files": 3,
-            "commits": 2,
-        },
-        "repository": {"name": repo, "full_name": f"{owner}/{repo}", "owner": {"login": owner}},
-        "sender": {"login": author},
-    }
-    if before:
-        payload["before"], payload["after"] = before, sha
-    return payload
-
-
-def signed_headers(secret: str, body: bytes, event: str, delivery: str) -> dict[str, str]:
-    return {
-        "Content-Type": "application/json",
-        "X-GitHub-Event": event,
-        "X-GitHub-Delivery": delivery,
-        "X-Hub-Signature-256": sign(secret.encode(), body),
-        "User-Agent": "GitHub-Hookshot/selfheal-demo",
-    }
-
-
-def new_sha() -> str:
-    return secrets.token_hex(20)
+from starter.api.webhook import PATH, GitHubWebhook
+from starter.demo.scenario import DemoContext, Metric, Scenario, ScenarioResult
+from starter.testing import new_sha, pull_request_event, serving, signed_headers
 
 
 @dataclass
@@ -192,32 +137,22 @@ async def run(ctx: DemoContext) -> ScenarioResult:
     settings = ctx.settings.model_copy(update={"github_secret": SecretStr(secret)})
     # A review that takes a moment, so the synchronize finds the first head still under review.
     adapter = AdapterSpec(kind="sim", sim="stall:2")
-    port = free_port()
     # The API as `selfheal api` runs it: the receiver and, in its lifespan, the outbox drainer
     # that starts the reviews answered 202 (queued).
     webhook = GitHubWebhook(settings, ctx.client, adapter)
     app = Starlette(routes=webhook.routes(), lifespan=webhook.lifespan)
-    server = make_server(app, port=port)
-    serving = asyncio.create_task(server.serve())
     result = ScenarioResult(
         "PR auto-review (M2.3)",
         ["delivery", "HTTP", "ack ms", "review", "workflow"],
     )
-    try:
-        for _ in range(500):
-            if server.started:
-                break
-            await asyncio.sleep(0.01)
+    async with serving(app) as url:
         deliveries = _deliveries(run_id)
         ctx.report(f"sending {len(deliveries)} signed deliveries to the webhook")
-        answers = await _send_all(f"http://127.0.0.1:{port}{PATH}", secret, deliveries)
+        answers = await _send_all(f"{url}{PATH}", secret, deliveries)
         reviews = sorted({a["workflow_id"] for _, a, _, _ in answers if a.get("workflow_id")})
         ctx.report(f"{len(answers)} deliveries answered; {len(reviews)} reviews accepted")
         # The API stays up until every accepted review has started (from the outbox, if queued).
         await asyncio.gather(*(_started(ctx.client, w) for w in reviews))
-    finally:
-        server.should_exit = True
-        await serving
     ctx.report(f"{len(reviews)} reviews started; waiting for them to end")
     states: dict[str, str] = {}
 
@@ -285,9 +220,6 @@ async def _send_all(
 
 
 SCENARIO = Scenario(
-    "PR auto-review (M2.3)",
-    run,
+    "PR auto-review (M2.3)", run, order=30, policy_time=30 * 60,
     metrics=("PR events → review dispatched", "duplicate reviews"),
-    order=30,
-    policy_time=30 * 60,
-)
+)  # fmt: skip

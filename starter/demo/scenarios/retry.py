@@ -9,7 +9,7 @@ from temporalio.service import RPCError
 
 from selfheal.models import AdapterSpec, TaskStatus
 from starter.client import build_task_input, start_task, task_outcome
-from starter.scenarios.base import DemoContext, Metric, Scenario, ScenarioResult
+from starter.demo.scenario import DemoContext, Metric, Scenario, ScenarioResult
 from workflows.escalation import Escalation
 
 

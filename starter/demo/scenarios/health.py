@@ -8,7 +8,7 @@ import uuid
 from dashboard.page import pct
 from dashboard.service import HealthService, LedgerUnavailableError
 from selfheal.health import HealthProbeInput
-from starter.scenarios.base import DemoContext, Metric, Scenario, ScenarioResult
+from starter.demo.scenario import DemoContext, Metric, Scenario, ScenarioResult
 from workflows.health_probe import HealthProbe
 
 

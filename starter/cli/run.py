@@ -18,7 +18,7 @@ from temporalio.worker import Worker
 from selfheal.config import Settings, load_settings
 from selfheal.plugins import SelfHealing
 from starter import stack
-from starter.api import create_app, make_server
+from starter.api.app import create_app, make_server
 from starter.client import connect
 from starter.devserver import DevServer, free_port, port_is_free
 from starter.schedules import apply_schedules
@@ -183,7 +183,7 @@ async def serve_after_demo(
 
 
 async def run_demo(args: argparse.Namespace) -> int:
-    from starter.demo import run_scenarios
+    from starter.demo.runner import run_scenarios
     from starter.logs import log_to_file
 
     if args.time_scale <= 0:
