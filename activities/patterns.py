@@ -207,7 +207,7 @@ def _plan(path: Path, item: Learning, result: DocsResult) -> str | None:
                 f"{path.name}: malformed front matter ({first}); not overwritten"
             )
             return None
-        recorded = post.metadata.get("prose_sha256")
+        recorded = str(post.metadata.get("prose_sha256") or "")
         if recorded and prose_hash(post.content) != recorded:
             body, sha = post.content, recorded  # a person's prose: kept as it is
             result.kept_prose.append(path.name)

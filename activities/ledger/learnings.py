@@ -28,6 +28,7 @@ from selfheal.learning import (
     LearningPolicy,
     LearningScope,
     PatternState,
+    PatternStatus,
     Resolution,
     UseRecord,
     advice_from,
@@ -52,6 +53,12 @@ from selfheal.patterns import (
     Recurring,
     StatusChange,
 )
+
+_PATTERN_STATUS: dict[str, PatternStatus] = {
+    "published": "published",
+    "regressed": "regressed",
+    "retired": "retired",
+}
 
 
 class UnknownLearning(LookupError):
@@ -230,7 +237,7 @@ class LearningStore:
             ).all()
         if row is not None:
             status = "published" if row.status == "merged" else row.status
-            state.status = status if status in ("published", "regressed", "retired") else "new"
+            state.status = _PATTERN_STATUS.get(status, "new")
             state.learning_id = row.id
             state.published_at = _aware(row.published_at)
             state.regressions = row.regressions
@@ -442,6 +449,7 @@ class LearningStore:
                         .values(score=score, updated_at=use.at)
                     )
             for n in entry.resolves:
+                row: dict[str, Any]
                 if entry.ended_by_incident:
                     row = {"by": "escalation", "incident_key": entry.ended_by_incident}
                 else:
