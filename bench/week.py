@@ -48,7 +48,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 import sqlalchemy as sa  # noqa: E402
 from retry_success import Case, script  # noqa: E402
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest  # noqa: E402
-from temporalio.client import Client, WorkflowHandle  # noqa: E402
+from temporalio.client import (  # noqa: E402
+    Client,
+    ScheduleActionExecutionStartWorkflow,
+    WorkflowHandle,
+)
 from temporalio.service import RPCError  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
@@ -332,7 +336,11 @@ async def _analyses(client: Client, schedule_id: str, until: float) -> list[str]
         if recent or time.monotonic() > until:
             break
         await asyncio.sleep(0.5)
-    runs = [a.action.workflow_id for a in recent]
+    runs = [
+        a.action.workflow_id
+        for a in recent
+        if isinstance(a.action, ScheduleActionExecutionStartWorkflow)
+    ]
     for workflow_id in runs:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(client.get_workflow_handle(workflow_id).result(), 60)
@@ -432,7 +440,7 @@ async def register_search_attributes(address: str) -> None:
             await client.operator_service.add_search_attributes(
                 AddSearchAttributesRequest(
                     namespace=namespace,
-                    search_attributes={k.name: k.indexed_value_type for k in sas.ALL},
+                    search_attributes={k.name: k.indexed_value_type for k in sas.ALL},  # type: ignore[misc]
                 )
             )
 

@@ -54,6 +54,12 @@ from selfheal.patterns import (
     StatusChange,
 )
 
+_PATTERN_STATUS: dict[str, PatternStatus] = {
+    "published": "published",
+    "regressed": "regressed",
+    "retired": "retired",
+}
+
 
 class UnknownLearning(LookupError):
     pass
@@ -231,8 +237,7 @@ class LearningStore:
             ).all()
         if row is not None:
             status = "published" if row.status == "merged" else row.status
-            kept: tuple[PatternStatus, ...] = ("published", "regressed", "retired")
-            state.status = next((k for k in kept if k == status), "new")
+            state.status = _PATTERN_STATUS.get(status, "new")
             state.learning_id = row.id
             state.published_at = _aware(row.published_at)
             state.regressions = row.regressions

