@@ -20,7 +20,7 @@ from typing import Any
 
 import frontmatter
 import git
-import yaml  # type: ignore[import-untyped]  # PyYAML ships no type hints
+import yaml
 from temporalio import activity
 
 from selfheal.config import Settings
