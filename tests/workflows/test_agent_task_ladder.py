@@ -9,7 +9,9 @@ from temporalio import activity
 from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Worker
 
+from activities.learning import LearningActivities
 from activities.ledger import Ledger, LedgerActivities
+from activities.ledger.learnings import LearningStore
 from selfheal.config import ConfigError, Settings
 from selfheal.models import AdapterSpec, AgentRunInput, AgentRunResult, TaskStatus
 from selfheal.plugins import SelfHealing
@@ -155,14 +157,16 @@ async def test_infrastructure_blips_do_not_use_ladder_steps(client: Client, sett
             raise ConnectionError("connection reset by peer")
         return AgentRunResult(outcome="succeeded", output="done")
 
-    book = LedgerActivities(Ledger(settings.ledger_url))
+    ledger = Ledger(settings.ledger_url)
+    book = LedgerActivities(ledger)
+    learning = LearningActivities(LearningStore(ledger), client)  # the loop runs at every start
     status, _ = await run_task(
         client,
         settings,
         "ok",
         plugins=[],
         workflows=[AgentTask],
-        activities=[flaky_network, book.record_attempt],
+        activities=[flaky_network, book.record_attempt, *learning.all()],
     )
     assert calls == 3
     assert status.state == "succeeded"
