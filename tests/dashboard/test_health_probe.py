@@ -22,6 +22,7 @@ from activities.ledger import Ledger, incidents
 from activities.ledger.schema import uptime_samples
 from selfheal.config import AgentConfig, Settings
 from selfheal.health import AgentSample, HealthProbeInput, SampleBatch
+from selfheal.patterns import ANALYSIS_SCHEDULE_ID
 from selfheal.plugins import SelfHealing
 from starter.schedules import HEALTH_PROBE_ID, apply_schedules, health_probe_schedule
 from starter.testing import serving
@@ -126,8 +127,10 @@ async def test_the_schedule_keeps_sampling_past_a_hanging_agent(
     settings = settings.model_copy(update={"agents": team(agents_url), "time_scale": 60.0})
     client: Client = local_env.client
     async with Worker(client, task_queue=settings.task_queue, plugins=[SelfHealing(settings)]):
-        assert await apply_schedules(client, settings) == [HEALTH_PROBE_ID]
-        assert await apply_schedules(client, settings) == [HEALTH_PROBE_ID]  # updates in place
+        # Every Schedule selfheal declares (the weekly pattern analysis too), once each.
+        applied = await apply_schedules(client, settings)
+        assert applied == [HEALTH_PROBE_ID, ANALYSIS_SCHEDULE_ID]
+        assert await apply_schedules(client, settings) == applied  # updates in place
         handle = client.get_schedule_handle(HEALTH_PROBE_ID)
         try:
 

@@ -17,7 +17,7 @@ from activities.ledger.learnings import LearningStore
 from selfheal.config import Settings
 from selfheal.patterns import ANALYSIS_SCHEDULE_ID
 from selfheal.plugins import SelfHealing
-from starter.cli import run
+from starter.cli.main import execute as run
 from starter.pattern_schedule import analysis_spec
 from tests.learning_ledger import fail, git_repo, publish
 from tests.starter.test_task_cli import assert_refused
