@@ -7,8 +7,9 @@ what happened (``acknowledge``, ``close``, ``stuck``) and learns of each step th
 never signalled again: the signal would fail, a red event in the UI.
 """
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.workflow import ParentClosePolicy
@@ -45,35 +46,23 @@ class Incidents:
     # -- the ledger -----------------------------------------------------------------------------
 
     async def record_open(self, record: IncidentRecord, summary: str) -> None:
-        if self._is_local():
-            await workflow.execute_local_activity_method(
-                LedgerActivities.open_incident,
-                record,
-                start_to_close_timeout=LEDGER_TIMEOUT,
-                summary=summary,
-            )
-        else:
-            await workflow.execute_activity_method(
-                LedgerActivities.open_incident,
-                record,
-                start_to_close_timeout=timedelta(seconds=60),
-                summary=summary,
-            )
+        await self._write(LedgerActivities.open_incident, record, summary)
 
     async def record_update(self, update: IncidentUpdate, summary: str) -> None:
+        await self._write(LedgerActivities.update_incident, update, summary)
+
+    async def _write(
+        self, method: Callable[[LedgerActivities, Any], Awaitable[None]], arg: Any, summary: str
+    ) -> None:
+        """One ledger write: a local activity, or a regular one for histories from before the
+        ``incident-ledger-writes-local`` patch."""
         if self._is_local():
             await workflow.execute_local_activity_method(
-                LedgerActivities.update_incident,
-                update,
-                start_to_close_timeout=LEDGER_TIMEOUT,
-                summary=summary,
+                method, arg, start_to_close_timeout=LEDGER_TIMEOUT, summary=summary
             )
         else:
             await workflow.execute_activity_method(
-                LedgerActivities.update_incident,
-                update,
-                start_to_close_timeout=timedelta(seconds=60),
-                summary=summary,
+                method, arg, start_to_close_timeout=timedelta(seconds=60), summary=summary
             )
 
     def _is_local(self) -> bool:
