@@ -40,19 +40,25 @@ def make_repo(path: Path, delay: float = 0.05) -> Path:
 
 def commit_racing(repo: Path, message: str, files: dict[str, str], tries: int = 50) -> str:
     """``commit`` while a guard may be bringing a revert onto the branch: git's own locks
-    (index.lock, the branch ref) can be held for a moment, so a refused step is tried again."""
+    (index.lock, the branch ref) can be held for a moment, and the branch can move between the
+    commit's read of HEAD and its ref update; a refused commit is staged and tried again."""
     for name, text in files.items():
         (repo / name).write_text(text)
-    for step in (["add", *files], ["commit", "-q", "-m", message]):
-        for attempt in range(tries):
+    for attempt in range(tries):
+        done = None
+        for step in (["add", *files], ["commit", "-q", "-m", message]):
             done = subprocess.run(
                 ["git", "-c", "core.hooksPath=/dev/null", *step], cwd=repo, env=git_env(),
                 capture_output=True, text=True,
             )  # fmt: skip
-            if done.returncode == 0:
+            if done.returncode != 0:
                 break
-            assert attempt < tries - 1 and ".lock" in done.stderr, done.stderr
-            time.sleep(0.02)
+        assert done is not None
+        if done.returncode == 0:
+            break
+        refused = ".lock" in done.stderr or "cannot lock ref" in done.stderr
+        assert attempt < tries - 1 and refused, done.stderr
+        time.sleep(0.02)
     return git(repo, "rev-parse", "HEAD")
 
 

@@ -71,6 +71,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.incidents import LEDGER_TIMEOUT, Incidents
 from workflows.supervision import Op, Refused, Supervisor, Watch, parse, refusal
+from workflows.versions import TaskVersions
 
 # Which strategy a retry prefers after each kind of failure; the first not yet used is taken.
 _PREFERENCE: dict[str, tuple[AttemptStrategy, ...]] = {
@@ -79,14 +80,8 @@ _PREFERENCE: dict[str, tuple[AttemptStrategy, ...]] = {
     "task": ("alternative", "fresh", "same"),
 }
 _STEP_ORDER = {"peer": 0, "lead": 1, "ceo": 2}
-# workflow.patched id: a cancelled attempt is waited for (histories before it used TRY_CANCEL).
-WAIT_FOR_CANCELLED_ATTEMPT = "wait-for-cancelled-attempt"
 M = TypeVar("M", bound=BaseModel)
 IncidentKind = Literal["stuck", "blocked", "failed"]
-# A failed task fails its execution (it used to complete with state "failed").
-_PATCH_TASK_FAILED = "task-failed-fails-the-execution"
-# The learning loop (M2.5): learnings attached at start, advice after a failure, uses recorded.
-_PATCH_LEARNING = "learning-loop"
 
 
 # History size: an attempt costs about 15 events and the ladder has 4, and signals are folded
@@ -115,13 +110,16 @@ class AgentTask:
         self._agent = input.agent
         self._retry_at: datetime | None = None
         self._learning: LearningLoop | None = None
+        self._versions = TaskVersions()
 
     # -- the ladder -----------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, input: TaskInput) -> TaskStatus:
         self._ensure_search_attributes()
-        if workflow.patched(_PATCH_LEARNING):
+        self._versions = TaskVersions.decide()
+        self._incidents.decide_versions()
+        if self._versions.learning_loop:
             self._learning = LearningLoop(input, self._status.workflow_id)
             await self._learning.attach()
         try:
@@ -148,7 +146,7 @@ class AgentTask:
                 await self._learning.ended_by(self._status.incidents[-1].key, failed, last)
         self._describe(f"{self._status.state} after {len(self._status.attempts)} attempt(s)")
         await self._supervisor.settle(f"the task has {self._status.state}")
-        if self._status.state == "failed" and workflow.patched(_PATCH_TASK_FAILED):
+        if self._status.state == "failed" and self._versions.failed_fails_execution:
             raise task_failed(self._status)
         return self._status
 
@@ -278,7 +276,7 @@ class AgentTask:
             # cancelled-as-not-found traceback in the worker).
             cancellation_type=(
                 ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
-                if workflow.patched(WAIT_FOR_CANCELLED_ATTEMPT)
+                if self._versions.wait_for_cancelled_attempt
                 else ActivityCancellationType.TRY_CANCEL
             ),
         )

@@ -55,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.incidents import Incidents
 from workflows.supervision import Refused, parse
+from workflows.versions import LOCAL_INCIDENT_WRITES
 
 _SHORT = timedelta(seconds=60)
 _GIT_RETRY = RetryPolicy(
@@ -83,8 +84,6 @@ _INCIDENT: dict[str, str] = {
 }
 _NO_ESCALATION = frozenset({"passed", "skipped", "flaky", "reverted", "inherited"})
 _SETTLED = frozenset({"passed", "skipped", "flaky", "reverted", "inherited"})
-# Incident ledger writes are local activities, as AgentTask's (they were regular ones).
-_PATCH_LOCAL_LEDGER = "incident-ledger-writes-local"
 
 
 @workflow.defn(name="CommitGuard")
@@ -104,7 +103,7 @@ class CommitGuard:
         self._info: CommitInfo | None = None
         self._failure = ""
         self._culprits = [k for k in input.culprits if k != c.sha]
-        self._incidents = Incidents(local=_PATCH_LOCAL_LEDGER)
+        self._incidents = Incidents(local_patch=LOCAL_INCIDENT_WRITES)
 
     @workflow.run
     async def run(self, input: CommitGuardInput) -> GuardStatus:
@@ -112,6 +111,7 @@ class CommitGuard:
         workflow.upsert_search_attributes(
             [sa.KIND.value_set("commit"), sa.STATE.value_set("running")]
         )
+        self._incidents.decide_versions()
         self._info = info = await workflow.execute_activity_method(
             GitActivities.inspect,
             InspectInput(repo_path=c.repo_path, sha=c.sha, branch=c.branch),

@@ -25,21 +25,21 @@ with workflow.unsafe.imports_passed_through():
     )
 
 from workflows.escalation import Escalation
+from workflows.versions import QUIET_LADDER
 
 LEDGER_TIMEOUT = timedelta(seconds=30)
-# No signal goes to an escalation known to be over (acknowledged through the subject, or every
-# step fired). Recorded in AgentTask histories: the name is durable.
-_PATCH_QUIET_LADDER = "no-signal-to-an-escalation-that-is-over"
 
 
 class Incidents:
     """The incidents of one workflow: their ledger writes and their Escalation ladders.
 
-    Ledger writes are local activities (one marker each, no round trip). ``local`` is evaluated
-    at the first write: CommitGuard's histories before the move wrote them as regular ones."""
+    Ledger writes are local activities (one marker each, no round trip); ``local_patch`` names
+    the patch that made them so, for a workflow whose older histories wrote regular ones."""
 
-    def __init__(self, local: bool | str = True) -> None:
-        self._local = local
+    def __init__(self, local_patch: str | None = None) -> None:
+        self._local_patch = local_patch
+        self._local = True
+        self._quiet_ladder = True
         self._firing: dict[str, set[str]] = {}  # per escalation id: the steps it will fire
         self._over: set[str] = set()  # escalation ids whose ladder is known to be over
 
@@ -56,7 +56,7 @@ class Incidents:
     ) -> None:
         """One ledger write: a local activity, or a regular one for histories from before the
         ``incident-ledger-writes-local`` patch."""
-        if self._is_local():
+        if self._local:
             await workflow.execute_local_activity_method(
                 method, arg, start_to_close_timeout=LEDGER_TIMEOUT, summary=summary
             )
@@ -65,10 +65,11 @@ class Incidents:
                 method, arg, start_to_close_timeout=timedelta(seconds=60), summary=summary
             )
 
-    def _is_local(self) -> bool:
-        if isinstance(self._local, str):  # a patch id: local unless the history says otherwise
-            self._local = workflow.patched(self._local)
-        return self._local
+    def decide_versions(self) -> None:
+        """Take the patch decisions; call it at the top of ``run`` (see workflows/versions.py)."""
+        if self._local_patch is not None:
+            self._local = workflow.patched(self._local_patch)
+        self._quiet_ladder = workflow.patched(QUIET_LADDER)
 
     # -- the ladder -----------------------------------------------------------------------------
 
@@ -92,7 +93,7 @@ class Incidents:
 
     def ladder_over(self, escalation_id: str) -> bool:
         """Whether the ladder is known to be over, so nothing is sent to it."""
-        return escalation_id in self._over and workflow.patched(_PATCH_QUIET_LADDER)
+        return escalation_id in self._over and self._quiet_ladder
 
     async def acknowledge(self, escalation_id: str, by: str) -> bool:
         """Stop the ladder's further steps; False if it was over (record the acknowledgement
