@@ -70,6 +70,10 @@ class Settings(BaseModel):
     api_token: SecretStr | None = None
     # Migrate the ledger when a worker or the API starts; false: refuse an older schema instead.
     db_migrate: bool = True
+    # Workflow tasks one worker holds at once (the SDK's default is 100). A worker that takes more
+    # than it can finish within the 10 s workflow task timeout has them timed out and replayed
+    # elsewhere, and the fleet collapses: bench/scale_out.py, 3 workers on 2 cores, 400 tasks.
+    worker_workflow_tasks: int = Field(default=10, ge=1)
     agents: dict[str, AgentConfig] = Field(default_factory=default_team)
     policies: Policies = Field(default_factory=Policies)
     # The learning loop's policy (M2.5), ``[learning]`` in selfheal.toml.

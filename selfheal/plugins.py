@@ -174,6 +174,8 @@ class SelfHealing(SimplePlugin):
         # The SDK's default (60 s) is lowered; a value the user chose is kept.
         if config.get("max_heartbeat_throttle_interval") in (None, _SDK_HEARTBEAT_THROTTLE):
             config["max_heartbeat_throttle_interval"] = _HEARTBEAT_THROTTLE
+        if config.get("tuner") is None and config.get("max_concurrent_workflow_tasks") is None:
+            config["max_concurrent_workflow_tasks"] = self.settings.worker_workflow_tasks
         return reduce(lambda c, p: p.configure_worker(c), self.capabilities, config)
 
     def configure_replayer(self, config: ReplayerConfig) -> ReplayerConfig:
