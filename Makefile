@@ -35,7 +35,7 @@ test: $(STAMP)
 	bash .ci/ensure-test-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 # mypy checks every call between workflows and activities (the files: pyproject.toml [tool.mypy]).
 lint: $(STAMP)

@@ -21,6 +21,28 @@ from tests.postgres import PostgresCluster
 BIN = Path(sys.executable).parent
 TEMPORAL = BIN / "temporal"
 TEST_SERVER = BIN / "temporal-test-server"
+# `make test` runs the suite on two xdist workers (-n 2 --dist loadgroup). These modules run
+# whole stacks (worker processes, the demo, the cluster, a browser) or time things closely, so
+# they share one worker and run one after another; everything else spreads over both.
+SERIAL = {
+    "deploy/test_cluster.py",
+    "starter/test_demo.py",
+    "starter/test_dev_stack.py",
+    "starter/test_worker_shutdown.py",
+    "dashboard/test_page.py",
+    "workflows/test_agent_task_e2e.py",
+    "workflows/test_commit_guard_burst.py",
+    "workflows/test_commit_guard_crash.py",
+    "workflows/test_pattern_analysis_crash.py",
+    "workflows/test_stuck_e2e.py",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.relative_to(here).as_posix() in SERIAL:
+            item.add_marker(pytest.mark.xdist_group("serial"))
 
 
 @pytest.fixture
