@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(PY) bench/stuck_detection.py
 	$(PY) bench/dashboard.py
 	$(PY) bench/week.py
+	$(PY) bench/scale_out.py
 
 clean:
 	rm -rf $(VENV) .selfheal .pytest_cache
