@@ -71,7 +71,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.incidents import LEDGER_TIMEOUT, Incidents
 from workflows.supervision import Op, Refused, Supervisor, Watch, parse, refusal
-from workflows.versions import TaskVersions
+from workflows.versions import Versions
 
 # Which strategy a retry prefers after each kind of failure; the first not yet used is taken.
 _PREFERENCE: dict[str, tuple[AttemptStrategy, ...]] = {
@@ -110,15 +110,15 @@ class AgentTask:
         self._agent = input.agent
         self._retry_at: datetime | None = None
         self._learning: LearningLoop | None = None
-        self._versions = TaskVersions()
+        self._versions = Versions()
 
     # -- the ladder -----------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, input: TaskInput) -> TaskStatus:
         self._ensure_search_attributes()
-        self._versions = TaskVersions.decide()
-        self._incidents.decide_versions()
+        self._versions = Versions.decide()
+        self._incidents.decide_versions(self._versions)
         if self._versions.learning_loop:
             self._learning = LearningLoop(input, self._status.workflow_id)
             await self._learning.attach()

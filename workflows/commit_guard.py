@@ -55,7 +55,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.incidents import Incidents
 from workflows.supervision import Refused, parse
-from workflows.versions import LOCAL_INCIDENT_WRITES
+from workflows.versions import Versions
 
 _SHORT = timedelta(seconds=60)
 _GIT_RETRY = RetryPolicy(
@@ -103,7 +103,7 @@ class CommitGuard:
         self._info: CommitInfo | None = None
         self._failure = ""
         self._culprits = [k for k in input.culprits if k != c.sha]
-        self._incidents = Incidents(local_patch=LOCAL_INCIDENT_WRITES)
+        self._incidents = Incidents(local_in_v1=False)
 
     @workflow.run
     async def run(self, input: CommitGuardInput) -> GuardStatus:
@@ -111,7 +111,7 @@ class CommitGuard:
         workflow.upsert_search_attributes(
             [sa.KIND.value_set("commit"), sa.STATE.value_set("running")]
         )
-        self._incidents.decide_versions()
+        self._incidents.decide_versions(Versions.decide())
         self._info = info = await workflow.execute_activity_method(
             GitActivities.inspect,
             InspectInput(repo_path=c.repo_path, sha=c.sha, branch=c.branch),

@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 from workflows.escalation import Escalation
-from workflows.versions import QUIET_LADDER
+from workflows.versions import Versions
 
 LEDGER_TIMEOUT = timedelta(seconds=30)
 
@@ -33,11 +33,11 @@ LEDGER_TIMEOUT = timedelta(seconds=30)
 class Incidents:
     """The incidents of one workflow: their ledger writes and their Escalation ladders.
 
-    Ledger writes are local activities (one marker each, no round trip); ``local_patch`` names
-    the patch that made them so, for a workflow whose older histories wrote regular ones."""
+    Ledger writes are local activities (one marker each, no round trip); ``local_in_v1`` is
+    False for a workflow whose v1 histories wrote regular ones (CommitGuard)."""
 
-    def __init__(self, local_patch: str | None = None) -> None:
-        self._local_patch = local_patch
+    def __init__(self, local_in_v1: bool = True) -> None:
+        self._local_in_v1 = local_in_v1
         self._local = True
         self._quiet_ladder = True
         self._firing: dict[str, set[str]] = {}  # per escalation id: the steps it will fire
@@ -65,11 +65,10 @@ class Incidents:
                 method, arg, start_to_close_timeout=timedelta(seconds=60), summary=summary
             )
 
-    def decide_versions(self) -> None:
-        """Take the patch decisions; call it at the top of ``run`` (see workflows/versions.py)."""
-        if self._local_patch is not None:
-            self._local = workflow.patched(self._local_patch)
-        self._quiet_ladder = workflow.patched(QUIET_LADDER)
+    def decide_versions(self, versions: Versions) -> None:
+        """The history's versions, decided at the top of ``run`` (see workflows/versions.py)."""
+        self._local = self._local_in_v1 or versions.local_incident_writes
+        self._quiet_ladder = versions.quiet_ladder
 
     # -- the ladder -----------------------------------------------------------------------------
 
