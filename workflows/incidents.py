@@ -38,8 +38,7 @@ class Incidents:
 
     def __init__(self, local_in_v1: bool = True) -> None:
         self._local_in_v1 = local_in_v1
-        self._local = True
-        self._quiet_ladder = True
+        self._versions = Versions()
         self._firing: dict[str, set[str]] = {}  # per escalation id: the steps it will fire
         self._over: set[str] = set()  # escalation ids whose ladder is known to be over
 
@@ -54,9 +53,8 @@ class Incidents:
     async def _write(
         self, method: Callable[[LedgerActivities, Any], Awaitable[None]], arg: Any, summary: str
     ) -> None:
-        """One ledger write: a local activity, or a regular one for histories from before the
-        ``incident-ledger-writes-local`` patch."""
-        if self._local:
+        """One ledger write: a local activity, or a regular one for CommitGuard's v1 histories."""
+        if self._local_in_v1 or self._versions.local_incident_writes:
             await workflow.execute_local_activity_method(
                 method, arg, start_to_close_timeout=LEDGER_TIMEOUT, summary=summary
             )
@@ -67,8 +65,7 @@ class Incidents:
 
     def decide_versions(self, versions: Versions) -> None:
         """The history's versions, decided at the top of ``run`` (see workflows/versions.py)."""
-        self._local = self._local_in_v1 or versions.local_incident_writes
-        self._quiet_ladder = versions.quiet_ladder
+        self._versions = versions
 
     # -- the ladder -----------------------------------------------------------------------------
 
@@ -92,7 +89,7 @@ class Incidents:
 
     def ladder_over(self, escalation_id: str) -> bool:
         """Whether the ladder is known to be over, so nothing is sent to it."""
-        return escalation_id in self._over and self._quiet_ladder
+        return escalation_id in self._over and self._versions.quiet_ladder
 
     async def acknowledge(self, escalation_id: str, by: str) -> bool:
         """Stop the ladder's further steps; False if it was over (record the acknowledgement
