@@ -167,6 +167,12 @@ async def test_regression_after_three_repeats_opens_one_incident(
             learning = LearningStore(plugin.ledger).get(f"L-{fp}")
             assert learning.status == "regressed" and learning.regressions == 1
 
+            # A person rewrote the hint: published again, its repeats counted afresh.
+            await handle.signal(Pattern.republish, {"by": "MAX", "reason": "hint rewritten"})
+            state = await until(handle, lambda s: s.status == "published")
+            assert state.repeats == 0
+            assert LearningStore(plugin.ledger).get(f"L-{fp}").status == "published"
+
 
 async def test_continues_as_new_without_losing_a_signal(local_env: WorkflowEnvironment, settings):
     """On the dev server: the Java test server can lose a signal that races a continue-as-new,
@@ -211,3 +217,16 @@ async def test_retires_itself_when_not_seen_and_reloads_from_the_ledger(stack: S
     await stack.send(input, "d")
     state = await until(again, lambda s: s.status == "published")
     assert LearningStore(stack.plugin.ledger).get(f"L-{fp}").status == "published"
+
+
+async def test_a_retire_signal_ends_the_entity_and_reaches_the_ledger(stack: Stack):
+    fp = f"task-{uuid.uuid4().hex[:12]}"
+    input = pattern_input(fp)
+    handle = await stack.send(input, "a")
+    await stack.send(input, "b")
+    await until(handle, lambda s: s.status == "published")
+
+    await handle.signal(Pattern.retire, {"by": "MAX", "reason": "the migration tool changed"})
+    final = PatternState.model_validate(await handle.result())
+    assert final.status == "retired"
+    assert LearningStore(stack.plugin.ledger).get(f"L-{fp}").status == "retired"
