@@ -218,18 +218,7 @@ class Pattern:
         if state.status == "retired":
             return
         state.status = "retired"
-        await workflow.execute_activity_method(
-            LearningActivities.set_status,
-            StatusChange(
-                fingerprint=self._input.fingerprint,
-                status="retired",
-                at=workflow.now(),
-                by=command.by,
-                reason=command.reason,
-            ),
-            start_to_close_timeout=_LEDGER,
-            summary=f"ledger: retired ({command.reason or command.by})",
-        )
+        await self._record_status(command, f"ledger: retired ({command.reason or command.by})")
         await self._close_escalations(f"retired: {command.reason}")
 
     async def _republish(self, command: PatternCommand) -> None:
@@ -241,19 +230,24 @@ class Pattern:
             return
         state.status, state.repeats = "published", 0
         state.published_at = workflow.now()
+        await self._record_status(command, "ledger: published again")
+        await self._close_escalations(f"republished: {command.reason}")
+
+    async def _record_status(self, command: PatternCommand, summary: str) -> None:
+        """The ledger learns the pattern's new status, and who set it and why."""
+        assert self._state is not None
         await workflow.execute_activity_method(
             LearningActivities.set_status,
             StatusChange(
                 fingerprint=self._input.fingerprint,
-                status="published",
+                status=self._state.status,
                 at=workflow.now(),
                 by=command.by,
                 reason=command.reason,
             ),
             start_to_close_timeout=_LEDGER,
-            summary="ledger: published again",
+            summary=summary,
         )
-        await self._close_escalations(f"republished: {command.reason}")
 
     async def _close_escalations(self, note: str) -> None:
         assert self._state is not None
