@@ -25,6 +25,7 @@ the caller gets the answer). Both queue the same operation for the main loop, wh
 
 import asyncio
 import contextlib
+import functools
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
@@ -67,11 +68,11 @@ with workflow.unsafe.imports_passed_through():
         TaskStatus,
     )
     from selfheal.outcome import task_failed
+    from workflows.incidents import LEDGER_TIMEOUT, Incidents
     from workflows.learning_loop import LearningLoop
+    from workflows.supervision import Op, Refused, Supervisor, Watch, parse, refusal
+    from workflows.versions import Versions
 
-from workflows.incidents import LEDGER_TIMEOUT, Incidents
-from workflows.supervision import Op, Refused, Supervisor, Watch, parse, refusal
-from workflows.versions import Versions
 
 # Which strategy a retry prefers after each kind of failure; the first not yet used is taken.
 _PREFERENCE: dict[str, tuple[AttemptStrategy, ...]] = {
@@ -80,6 +81,12 @@ _PREFERENCE: dict[str, tuple[AttemptStrategy, ...]] = {
     "task": ("alternative", "fresh", "same"),
 }
 _STEP_ORDER = {"peer": 0, "lead": 1, "ceo": 2}
+# The Updates (name: body model, the field a caller must give); each is also a signal.
+_UPDATES: dict[str, tuple[type[BaseModel], str | None]] = {
+    "mark_blocked": (MarkBlocked, "reason"),
+    "acknowledge": (Acknowledge, "by"),
+    "resolve": (Resolve, None),
+}
 M = TypeVar("M", bound=BaseModel)
 IncidentKind = Literal["stuck", "blocked", "failed"]
 
@@ -111,6 +118,12 @@ class AgentTask:
         self._retry_at: datetime | None = None
         self._learning: LearningLoop | None = None
         self._versions = Versions()
+        for name in _UPDATES:
+            workflow.set_update_handler(
+                name,
+                functools.partial(self._ask, name),
+                validator=functools.partial(self._validate, name),
+            )
 
     # -- the ladder -----------------------------------------------------------------------------
 
@@ -598,34 +611,15 @@ class AgentTask:
         self._supervisor.enqueue(name, signal)
         return signal
 
-    # The same operations as Updates: the validator refuses what cannot apply now (a finished
-    # task, a malformed body, no open incident), and the answer says what the workflow did.
-    @workflow.update(name="mark_blocked")
-    async def mark_blocked_update(self, body: Any = None) -> TaskAnswer:
-        return await self._ask("mark_blocked", MarkBlocked, body)
-
-    @mark_blocked_update.validator
-    def _validate_mark_blocked(self, body: Any = None) -> None:
-        self._check("mark_blocked", MarkBlocked, body, required="reason")
-
-    @workflow.update(name="acknowledge")
-    async def acknowledge_update(self, body: Any = None) -> TaskAnswer:
-        return await self._ask("acknowledge", Acknowledge, body)
-
-    @acknowledge_update.validator
-    def _validate_acknowledge(self, body: Any = None) -> None:
-        self._check("acknowledge", Acknowledge, body, required="by")
-        if self._incident is None or self._incident.status != "open":
+    # The same operations as Updates (registered in ``__init__`` from ``_UPDATES``): the validator
+    # refuses what cannot apply now (a finished task, a malformed body, no open incident), and the
+    # answer says what the workflow did.
+    def _validate(self, name: str, body: Any = None) -> None:
+        model, required = _UPDATES[name]
+        self._check(name, model, body, required=required)
+        if name == "acknowledge" and (self._incident is None or self._incident.status != "open"):
             raise refusal(f"task {self._status.id} has no open incident", "NoOpenIncident")
-
-    @workflow.update(name="resolve")
-    async def resolve_update(self, body: Any = None) -> TaskAnswer:
-        return await self._ask("resolve", Resolve, body)
-
-    @resolve_update.validator
-    def _validate_resolve(self, body: Any = None) -> None:
-        self._check("resolve", Resolve, body)
-        if self._incident is None:
+        if name == "resolve" and self._incident is None:
             raise refusal(
                 f"task {self._status.id} has no open or acknowledged incident", "NoOpenIncident"
             )
@@ -644,7 +638,8 @@ class AgentTask:
             raise refusal(f"{name}: {required}: required", "MalformedBody")
         return parsed
 
-    async def _ask(self, name: str, model: type[M], body: Any) -> TaskAnswer:
+    async def _ask(self, name: str, body: Any = None) -> TaskAnswer:
+        model, _ = _UPDATES[name]
         op = await self._supervisor.ask(name, self._check(name, model, body))
         if op.refused is not None:
             # Decided when its turn came: the state may have changed since it was accepted.

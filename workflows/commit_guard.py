@@ -52,10 +52,10 @@ with workflow.unsafe.imports_passed_through():
         opted_out,
         tail_lines,
     )
+    from workflows.incidents import Incidents
+    from workflows.supervision import Refused, parse
+    from workflows.versions import Versions
 
-from workflows.incidents import Incidents
-from workflows.supervision import Refused, parse
-from workflows.versions import Versions
 
 _SHORT = timedelta(seconds=60)
 _GIT_RETRY = RetryPolicy(

@@ -39,8 +39,8 @@ with workflow.unsafe.imports_passed_through():
         guard_workflow_id,
         legacy_guard_workflow_id,
     )
+    from workflows.commit_guard import CommitGuard
 
-from workflows.commit_guard import CommitGuard
 
 _IDLE = 3600.0
 _KEEP_GUARDED = 500

@@ -42,12 +42,21 @@ with workflow.unsafe.imports_passed_through():
     )
     from selfheal.policies import EscalationStep
     from selfheal.task_options import task_options
+    from workflows.supervision import Refused, parse
 
-from workflows.supervision import Refused, parse
 
 M = TypeVar("M", bound=BaseModel)
 
 _STUCK_FLAG_GRACE = 5.0
+# What each step's notice says (Slack mrkdwn).
+_TEXTS = {
+    "peer": ":eyes: {agent}'s task *{title}* ({subject}) is {kind}: {reason}. "
+    "Could you take a look?",
+    "lead": ":rotating_light: {agent}'s task *{title}* ({subject}) is {kind}: {reason}. "
+    "Dispatched to you as {lead_workflow_id}.",
+    "ceo": ":fire: Escalated to the CEO channel: {agent}'s task *{title}* ({subject}) has been "
+    "{kind} since {since:%Y-%m-%d %H:%M} UTC: {reason}",
+}
 # A failed task has ended before its escalation fires: its steps are not signalled to it.
 _PATCH_QUIET_SUBJECT = "no-escalated-signal-to-a-finished-task"
 _NOTIFY_RETRY = RetryPolicy(
@@ -191,10 +200,7 @@ class Escalation:
         if step.step == "lead":
             lead_workflow_id = task_workflow_id(f"lead-{input.task_id}-{input.n}")
             self._background(self._dispatch_lead(target, lead_workflow_id))
-            text = self._lead_text(lead_workflow_id)
-        else:
-            text = self._peer_text() if step.step == "peer" else self._ceo_text()
-        self._notify(target, step.step, text)
+        self._notify(target, step.step, self._text(step.step, lead_workflow_id))
         record = EscalationRecord(
             step=step.step, target=target, at=workflow.now(), incident=input.n
         )
@@ -290,25 +296,16 @@ class Escalation:
                 "subject %s did not take the escalated signal", self._input.subject
             )
 
-    def _peer_text(self) -> str:
+    def _text(self, step: str, lead_workflow_id: str | None = None) -> str:
         i = self._input
-        return (
-            f":eyes: {i.agent}'s task *{i.title}* ({i.subject}) is {i.kind}: {i.reason}. "
-            f"Could you take a look?"
-        )
-
-    def _lead_text(self, lead_workflow_id: str) -> str:
-        i = self._input
-        return (
-            f":rotating_light: {i.agent}'s task *{i.title}* ({i.subject}) is {i.kind}: "
-            f"{i.reason}. Dispatched to you as {lead_workflow_id}."
-        )
-
-    def _ceo_text(self) -> str:
-        i = self._input
-        return (
-            f":fire: Escalated to the CEO channel: {i.agent}'s task *{i.title}* "
-            f"({i.subject}) has been {i.kind} since {i.since:%Y-%m-%d %H:%M} UTC: {i.reason}"
+        return _TEXTS[step].format(
+            agent=i.agent,
+            title=i.title,
+            subject=i.subject,
+            kind=i.kind,
+            reason=i.reason,
+            since=i.since,
+            lead_workflow_id=lead_workflow_id,
         )
 
     def _describe(self, details: str) -> None:

@@ -23,9 +23,9 @@ with workflow.unsafe.imports_passed_through():
         IncidentRecord,
         IncidentUpdate,
     )
+    from workflows.escalation import Escalation
+    from workflows.versions import Versions
 
-from workflows.escalation import Escalation
-from workflows.versions import Versions
 
 LEDGER_TIMEOUT = timedelta(seconds=30)
 

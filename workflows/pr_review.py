@@ -35,8 +35,8 @@ with workflow.unsafe.imports_passed_through():
         pr_review_workflow_id,
     )
     from selfheal.task_options import task_options
+    from workflows.agent_task import AgentTask
 
-from workflows.agent_task import AgentTask
 
 _STATUS_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30),

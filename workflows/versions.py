@@ -16,7 +16,7 @@ the replay as nondeterministic (seen: a worker restarted mid-task wedged its Age
 is recorded in histories: never rename it.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from temporalio import workflow
 
@@ -25,30 +25,16 @@ V2 = "selfheal-v2"
 
 @dataclass(frozen=True)
 class Versions:
-    """What the history says about the code that wrote it; the defaults are the newest code."""
+    """What the history says about the code that wrote it, one flag per behaviour (each use site
+    names the behaviour it depends on); the defaults are the newest code."""
 
-    v2: bool = True
+    learning_loop: bool = True
+    wait_for_cancelled_attempt: bool = True
+    failed_fails_execution: bool = True
+    quiet_ladder: bool = True
+    local_incident_writes: bool = True
 
     @classmethod
     def decide(cls) -> "Versions":
-        return cls(v2=workflow.patched(V2))
-
-    @property
-    def learning_loop(self) -> bool:
-        return self.v2
-
-    @property
-    def wait_for_cancelled_attempt(self) -> bool:
-        return self.v2
-
-    @property
-    def failed_fails_execution(self) -> bool:
-        return self.v2
-
-    @property
-    def quiet_ladder(self) -> bool:
-        return self.v2
-
-    @property
-    def local_incident_writes(self) -> bool:
-        return self.v2
+        v2 = workflow.patched(V2)  # every behaviour above arrived with v2
+        return cls(**dict.fromkeys((f.name for f in fields(cls)), v2))
