@@ -271,60 +271,50 @@ def context_labels(context: Mapping[str, Any]) -> list[str]:
     return sorted({str(label).lower() for label in labels if label})
 
 
-def relevance(
-    scope: LearningScope,
-    *,
-    agent: str,
-    title: str,
-    description: str = "",
-    context: Mapping[str, Any] | None = None,
-) -> int | None:
+class HintsRequest(BaseModel):
+    """Input of ``learning.hints_for``: the dispatch the learnings are for."""
+
+    agent: str
+    title: str
+    description: str = ""
+    context: dict[str, Any] = Field(default_factory=dict)
+    limit: int = 5
+    kinds: list[str] = Field(default_factory=lambda: ["task", "agent"])
+
+
+def relevance(scope: LearningScope, dispatch: HintsRequest) -> int | None:
     """How well a dispatch fits a scope: None when it is out of scope, else the number of scope
     words found in its title and description."""
-    context = context or {}
-    if scope.agents and agent.upper() not in {a.upper() for a in scope.agents}:
+    if scope.agents and dispatch.agent.upper() not in {a.upper() for a in scope.agents}:
         return None
-    if scope.repos and context_repo(context) not in scope.repos:
+    if scope.repos and context_repo(dispatch.context) not in scope.repos:
         return None
-    if scope.labels and not set(context_labels(context)) & {x.lower() for x in scope.labels}:
+    labels = {x.lower() for x in scope.labels}
+    if labels and not labels & set(context_labels(dispatch.context)):
         return None
     if not scope.words:
         return 0
-    found = words(title, description) & set(scope.words)
+    found = words(dispatch.title, dispatch.description) & set(scope.words)
     return len(found) if found else None
 
 
-def select_learnings(
-    learnings: Iterable[Learning],
-    *,
-    agent: str,
-    title: str,
-    description: str = "",
-    context: Mapping[str, Any] | None = None,
-    limit: int = 5,
-    kinds: Iterable[str] | None = None,
-) -> list[Learning]:
+def select_learnings(learnings: Iterable[Learning], request: HintsRequest) -> list[Learning]:
     """The learnings to attach to a dispatch: published (or regressed) ones of ``kinds`` with a
     positive score whose scope matches. The ones whose scope singles this work out (a word of
     its title, its repo, its labels or agent) come before those that apply to all work; within
     each, best score first, then the most relevant, then the most recently published."""
-    allowed = set(kinds) if kinds is not None else None
     ranked: list[tuple[int, int, int, float, str, Learning]] = []
     for item in learnings:
-        if item.status not in ATTACHABLE or item.score <= 0:
+        if item.status not in ATTACHABLE or item.score <= 0 or item.kind not in request.kinds:
             continue
-        if allowed is not None and item.kind not in allowed:
-            continue
-        fit = relevance(
-            item.scope, agent=agent, title=title, description=description, context=context
-        )
+        fit = relevance(item.scope, request)
         if fit is None:
             continue
         scope = item.scope
         specific = fit > 0 or bool(scope.agents or scope.repos or scope.labels)
         published = item.published_at.timestamp() if item.published_at else 0.0
         ranked.append((0 if specific else 1, -item.score, -fit, -published, item.id, item))
-    return [r[-1] for r in sorted(ranked, key=lambda r: r[:5])[:limit]]
+    return [r[-1] for r in sorted(ranked, key=lambda r: r[:5])[: request.limit]]
 
 
 # -- advice, hint text, score ---------------------------------------------------------------------

@@ -7,8 +7,13 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from selfheal.errors import ErrorKind
 from selfheal.learning import Hint, LearningPolicy
-from selfheal.policies import EscalationLadder, RetryLadder, StuckPolicy
-from selfheal.policies import EscalationStep as LadderStep
+from selfheal.policies import (
+    EscalationLadder,
+    EscalationStep,
+    EscalationStepName,
+    RetryLadder,
+    StuckPolicy,
+)
 
 TaskPriority = Literal["high", "normal", "low"]
 AttemptStrategy = Literal["initial", "same", "fresh", "alternative"]
@@ -23,6 +28,7 @@ TaskState = Literal[
     "cancelled",
 ]
 AdapterKind = Literal["sim", "command", "http"]
+IncidentStatus = Literal["open", "acknowledged", "resolved", "closed"]
 FINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 
 PRIORITY_KEYS: dict[str, int] = {"high": 1, "normal": 3, "low": 5}
@@ -73,7 +79,7 @@ class AttemptRecord(BaseModel):
 
 
 class EscalationRecord(BaseModel):
-    step: Literal["peer", "lead", "ceo"]
+    step: EscalationStepName
     target: str
     at: datetime
     incident: int = 1
@@ -89,7 +95,7 @@ class IncidentSummary(BaseModel):
     since: datetime
     opened_at: datetime
     stuck_at: datetime | None = None
-    status: Literal["open", "acknowledged", "resolved", "closed"] = "open"
+    status: IncidentStatus = "open"
     acknowledged_by: str | None = None
     resolved_at: datetime | None = None
     resolution: str | None = None
@@ -181,7 +187,7 @@ class Escalated(BaseModel):
     """Signal from an ``Escalation`` to its subject: a step fired."""
 
     incident: int
-    step: Literal["peer", "lead", "ceo"]
+    step: EscalationStepName
     target: str
     at: datetime
     lead_workflow_id: str | None = None
@@ -206,8 +212,6 @@ class TaskAnswer(BaseModel):
 
 
 # Incidents, notices and escalation (M2.4); CommitGuard (M2.2) uses the same pieces.
-IncidentStatus = Literal["open", "acknowledged", "resolved", "closed"]
-EscalationStep = Literal["peer", "lead", "ceo"]
 
 
 class IncidentRecord(BaseModel):
@@ -272,7 +276,7 @@ class EscalationInput(BaseModel):
     last_error: str | None = None
     since: datetime
     ladder: EscalationLadder
-    first_step: EscalationStep = "peer"
+    first_step: EscalationStepName = "peer"
     attempts: list[AttemptRecord] = Field(default_factory=list)
     retry: RetryLadder = Field(default_factory=RetryLadder)
     stuck: StuckPolicy = Field(default_factory=StuckPolicy)
@@ -281,17 +285,17 @@ class EscalationInput(BaseModel):
     peers: dict[str, list[str]] = Field(default_factory=dict)
     time_scale: float = 1.0
 
-    def ladder_steps(self) -> list[LadderStep]:
+    def ladder_steps(self) -> list[EscalationStep]:
         """The steps this incident's ladder runs: from ``first_step`` on."""
         names = [s.step for s in self.ladder.steps]
         first = names.index(self.first_step) if self.first_step in names else 0
         return self.ladder.steps[first:]
 
-    def target(self, step: EscalationStep) -> str | None:
+    def target(self, step: EscalationStepName) -> str | None:
         """Who a step goes to; ``None`` (no peer, no lead) skips the step."""
         return {"peer": self.peer, "lead": self.lead, "ceo": "ceo"}[step]
 
-    def firing_steps(self) -> list[EscalationStep]:
+    def firing_steps(self) -> list[EscalationStepName]:
         """The steps that will fire if nobody acts: the ladder's steps that have a target."""
         return [s.step for s in self.ladder_steps() if self.target(s.step)]
 

@@ -2,10 +2,12 @@
 activities. Pure and side-effect free, so workflows import it through the sandbox."""
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
+# Re-exported: the input of ``learning.hints_for``, with the other payloads of these activities.
+from selfheal.learning import HintsRequest as HintsRequest
 from selfheal.learning import (
     Learning,
     LearningPolicy,
@@ -70,17 +72,6 @@ class StatusChange(BaseModel):
     at: datetime
     by: str = "selfheal"
     reason: str = ""
-
-
-class HintsRequest(BaseModel):
-    """Input of ``learning.hints_for``: the dispatch the learnings are for."""
-
-    agent: str
-    title: str
-    description: str = ""
-    context: dict[str, Any] = Field(default_factory=dict)
-    limit: int = 5
-    kinds: list[str] = Field(default_factory=lambda: ["task", "agent"])
 
 
 class AdviceRequest(BaseModel):

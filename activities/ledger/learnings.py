@@ -199,16 +199,7 @@ class LearningStore:
                 )
             ).all()
             candidates = [self._learning(r, conn, with_counts=False) for r in rows]
-            chosen = select_learnings(
-                candidates,
-                agent=request.agent,
-                title=request.title,
-                description=request.description,
-                context=request.context,
-                limit=request.limit,
-                kinds=request.kinds,
-            )
-            return chosen
+            return select_learnings(candidates, request)
 
     def advice_for(self, fingerprint: str, kinds: Iterable[str] | None = None) -> Learning | None:
         """The published (or regressed) learning for a fingerprint, whatever its score: the

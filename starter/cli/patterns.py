@@ -38,15 +38,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=patterns_list)
 
-    show = cmds.add_parser("show", help="one learning: its advice, hint, counts and uses")
-    show.add_argument("id", help="learning id, fingerprint or slug")
-    show.add_argument("--json", action="store_true")
-    show.set_defaults(handler=patterns_show)
-
-    retire = cmds.add_parser("retire", help="stop attaching a learning to dispatches")
-    retire.add_argument("id", help="learning id, fingerprint or slug")
-    retire.add_argument("--json", action="store_true")
-    retire.set_defaults(handler=patterns_retire)
+    for name, help_text, handler in (
+        ("show", "one learning: its advice, hint, counts and uses", patterns_show),
+        ("retire", "stop attaching a learning to dispatches", patterns_retire),
+    ):
+        cmd = cmds.add_parser(name, help=help_text)
+        cmd.add_argument("id", help="learning id, fingerprint or slug")
+        cmd.add_argument("--json", action="store_true")
+        cmd.set_defaults(handler=handler)
 
     analyze = cmds.add_parser("analyze", help="run the weekly pattern analysis now")
     analyze.add_argument("--wait", action="store_true", help="wait and print its report")

@@ -8,6 +8,7 @@ from selfheal.errors import fingerprint
 from selfheal.learning import (
     Advice,
     Hint,
+    HintsRequest,
     Learning,
     LearningPolicy,
     LearningScope,
@@ -95,7 +96,7 @@ def test_scope_filters_then_ranks_by_score_relevance_recency():
     pool = [zero, retired, migrations, everyone, in_repo, for_leo, labelled]
 
     def ids(**kw) -> list[str]:
-        return [x.id for x in select_learnings(pool, **({"agent": "SAM"} | kw))]
+        return [x.id for x in select_learnings(pool, HintsRequest(**({"agent": "SAM"} | kw)))]
 
     # what singles this work out comes first, then what applies everywhere
     assert ids(title="add the orders migration") == ["migrations", "everyone"]
@@ -107,11 +108,12 @@ def test_scope_filters_then_ranks_by_score_relevance_recency():
     assert ids(title="migration", limit=1) == ["migrations"]
     assert ids(title="css") == ["everyone"]
     transient = learning("blip", kind="transient", score=5)
-    assert [
-        x.id for x in select_learnings([transient], agent="SAM", title="x", kinds=["task"])
-    ] == []
-    assert relevance(migrations.scope, agent="SAM", title="the schema migration") == 2
-    assert relevance(migrations.scope, agent="SAM", title="css") is None
+    assert select_learnings([transient], HintsRequest(agent="SAM", title="x", kinds=["task"])) == []
+    assert select_learnings([transient], HintsRequest(agent="SAM", title="x")) == []  # task, agent
+    assert select_learnings([transient], HintsRequest(agent="SAM", title="x", kinds=["transient"]))
+    schema = HintsRequest(agent="SAM", title="the schema migration")
+    assert relevance(migrations.scope, schema) == 2
+    assert relevance(migrations.scope, HintsRequest(agent="SAM", title="css")) is None
 
 
 def test_the_pattern_publishes_at_the_second_occurrence_within_the_window():
