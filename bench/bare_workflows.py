@@ -13,9 +13,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.agents import AgentActivities
     from activities.learning import LearningActivities
     from activities.ledger import LedgerActivities
-    from selfheal.learning import Learning
+    from selfheal.learning import HintsRequest, Learning
     from selfheal.models import AgentRunInput, AgentRunResult, AttemptLedgerEntry, AttemptRecord
-    from selfheal.patterns import HintsRequest
 
 _AGENT_RUN_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),

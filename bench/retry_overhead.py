@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 from bench.bare_workflows import BareAgentRun, BareSameCalls, SameCallsInput  # noqa: E402
 from selfheal.config import Settings  # noqa: E402
 from selfheal.models import AdapterSpec, AgentRunInput, AgentRunResult, TaskInput  # noqa: E402
-from selfheal.patterns import HintsRequest  # noqa: E402
+from selfheal.patterns import hints_request  # noqa: E402
 from selfheal.plugins import SelfHealing  # noqa: E402
 from starter.client import build_task_input, connect, start_task, task_outcome  # noqa: E402
 from starter.devserver import DevServer, free_port  # noqa: E402
@@ -68,17 +68,9 @@ def bare_input(task_input) -> AgentRunInput:
 
 
 def same_calls_input(task_input: TaskInput) -> SameCallsInput:
-    policy = task_input.learning
     return SameCallsInput(
         run=bare_input(task_input).model_copy(update={"workflow_id": f"same-{task_input.id}"}),
-        hints=HintsRequest(
-            agent=task_input.agent,
-            title=task_input.title,
-            description=task_input.description,
-            context=task_input.context,
-            limit=policy.max_attached,
-            kinds=policy.feedback_kinds,
-        ),
+        hints=hints_request(task_input),
         title=task_input.title,
     )
 

@@ -7,15 +7,15 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 # Re-exported: the input of ``learning.hints_for``, with the other payloads of these activities.
-from selfheal.learning import HintsRequest as HintsRequest
 from selfheal.learning import (
+    HintsRequest,
     Learning,
     LearningPolicy,
     Occurrence,
     PatternState,
     UseRecord,
 )
-from selfheal.models import AdapterSpec
+from selfheal.models import AdapterSpec, TaskInput
 from selfheal.policies import EscalationLadder, RetryLadder, StuckPolicy
 
 ANALYSIS_SCHEDULE_ID = "selfheal-pattern-analysis"
@@ -206,3 +206,16 @@ def digest_text(consolidation: Consolidation, docs: DocsResult) -> str:
     )
     lines += [f"• :warning: {problem}" for problem in docs.problems]
     return "\n".join(lines)
+
+
+def hints_request(task: TaskInput) -> HintsRequest:
+    """What ``learning.hints_for`` is asked when ``task`` is dispatched."""
+    policy = task.learning
+    return HintsRequest(
+        agent=task.agent,
+        title=task.title,
+        description=task.description,
+        context=task.context,
+        limit=policy.max_attached,
+        kinds=policy.feedback_kinds,
+    )

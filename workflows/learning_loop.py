@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
         use_outcome,
     )
     from selfheal.models import AttemptRecord, TaskInput
-    from selfheal.patterns import AdviceRequest, AttemptLearning, HintsRequest, PatternInput
+    from selfheal.patterns import AdviceRequest, AttemptLearning, PatternInput, hints_request
 
 _LOOKUP = timedelta(seconds=30)
 
@@ -47,19 +47,11 @@ class LearningLoop:
 
     async def attach(self) -> None:
         """The learnings for this dispatch, best first."""
-        input, policy = self._input, self._input.learning
-        if not self.feedback or policy.max_attached <= 0:
+        if not self.feedback or self._input.learning.max_attached <= 0:
             return
         found: list[Learning] = await workflow.execute_local_activity_method(
             LearningActivities.hints_for,
-            HintsRequest(
-                agent=input.agent,
-                title=input.title,
-                description=input.description,
-                context=input.context,
-                limit=policy.max_attached,
-                kinds=policy.feedback_kinds,
-            ),
+            hints_request(self._input),
             start_to_close_timeout=_LOOKUP,
             summary="learnings for this dispatch",
         )

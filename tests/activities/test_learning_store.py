@@ -13,8 +13,8 @@ from activities.ledger.learnings import (
     max_repeats_after_learning,
 )
 from activities.ledger.schema import failure_resolutions, learning_uses, learnings
-from selfheal.learning import LearningPolicy, UseRecord
-from selfheal.patterns import AttemptLearning, HintsRequest, LoadPattern, StatusChange
+from selfheal.learning import HintsRequest, LearningPolicy, UseRecord
+from selfheal.patterns import AttemptLearning, LoadPattern, StatusChange
 from tests.learning_ledger import fail, publish, succeed, use
 
 NOW = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
