@@ -10,6 +10,16 @@ def _label(point: TrendPoint, bucket_s: int) -> str:
     return point.start.strftime("%a %H:%M" if bucket_s >= 3600 else "%H:%M")
 
 
+def _bar(p: TrendPoint, top: int, x: float, width: float, span: float, base: float) -> str:
+    """A bucket's attempts (grey) with its failures (red) in front, standing on ``base``;
+    ``top`` attempts are ``span`` high."""
+    h, f = p.attempts / top * span, p.failed / top * span
+    return (
+        f'<rect x="{x:.1f}" y="{base - h:.1f}" width="{width:.1f}" height="{h:.1f}" class="ok"/>'
+        f'<rect x="{x:.1f}" y="{base - f:.1f}" width="{width:.1f}" height="{f:.1f}" class="bad"/>'
+    )
+
+
 def bars(points: list[TrendPoint], bucket_s: int, width: int = 600, height: int = 90) -> Markup:
     """Attempts per bucket (grey), the failed share in red."""
     if not points:
@@ -18,16 +28,9 @@ def bars(points: list[TrendPoint], bucket_s: int, width: int = 600, height: int 
     step = width / len(points)
     parts = []
     for i, p in enumerate(points):
-        x = i * step + 1
-        h = p.attempts / top * (height - 14)
-        f = p.failed / top * (height - 14)
         tip = f"{_label(p, bucket_s)}: {p.attempts} attempts, {p.failed} failed"
-        parts.append(
-            f'<g><title>{tip}</title><rect x="{x:.1f}" y="{height - 12 - h:.1f}" '
-            f'width="{max(step - 2, 1):.1f}" height="{h:.1f}" class="ok"/>'
-            f'<rect x="{x:.1f}" y="{height - 12 - f:.1f}" width="{max(step - 2, 1):.1f}" '
-            f'height="{f:.1f}" class="bad"/></g>'
-        )
+        bar = _bar(p, top, i * step + 1, max(step - 2, 1), height - 14, height - 12)
+        parts.append(f"<g><title>{tip}</title>{bar}</g>")
     axis = (
         f'<text x="0" y="{height - 1}">{_label(points[0], bucket_s)}</text>'
         f'<text x="{width}" y="{height - 1}" text-anchor="end">now</text>'
@@ -81,17 +84,11 @@ def spark(points: list[TrendPoint], width: int = 120, height: int = 22) -> Marku
         return Markup("")
     top = max((p.attempts for p in points), default=0) or 1
     step = width / len(points)
-    rects = []
-    for i, p in enumerate(points):
-        h, f = p.attempts / top * height, p.failed / top * height
-        rects.append(
-            f'<rect x="{i * step:.1f}" y="{height - h:.1f}" width="{max(step - 1, 0.5):.1f}" '
-            f'height="{h:.1f}" class="ok"/><rect x="{i * step:.1f}" y="{height - f:.1f}" '
-            f'width="{max(step - 1, 0.5):.1f}" height="{f:.1f}" class="bad"/>'
-        )
+    rects = "".join(
+        _bar(p, top, i * step, max(step - 1, 0.5), height, height) for i, p in enumerate(points)
+    )
     return Markup(
-        f'<svg viewBox="0 0 {width} {height}" class="spark" aria-hidden="true">'
-        f"{''.join(rects)}</svg>"
+        f'<svg viewBox="0 0 {width} {height}" class="spark" aria-hidden="true">{rects}</svg>'
     )
 
 

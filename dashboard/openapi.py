@@ -28,6 +28,12 @@ def _error(description: str) -> dict[str, Any]:
     return _json("ErrorBody", description)
 
 
+def _public(summary: str, responses: dict[str, str]) -> dict[str, Any]:
+    """An operation that needs no bearer token, its responses by status and description."""
+    described = {status: {"description": text} for status, text in responses.items()}
+    return {"summary": summary, "security": [], "responses": described}
+
+
 WINDOW_PARAM = {
     "name": "window",
     "in": "query",
@@ -92,28 +98,23 @@ def openapi(webhook_path: str | None = None) -> dict[str, Any]:
             }
         },
         "/healthz": {
-            "get": {
-                "summary": "Liveness of the API and its Temporal connection (no token needed)",
-                "security": [],
-                "responses": {
-                    "200": {"description": "ok"},
-                    "503": {"description": "Temporal unreachable"},
-                },
-            }
+            "get": _public(
+                "Liveness of the API and its Temporal connection (no token needed)",
+                {"200": "ok", "503": "Temporal unreachable"},
+            )
         },
     }
     if webhook_path:
         paths[webhook_path] = {
-            "post": {
-                "summary": "GitHub pull_request webhook (HMAC-signed; no token needed)",
-                "security": [],
-                "responses": {
-                    "200": {"description": "ignored or duplicate"},
-                    "201": {"description": "review started"},
-                    "202": {"description": "review queued"},
-                    "401": {"description": "bad signature"},
+            "post": _public(
+                "GitHub pull_request webhook (HMAC-signed; no token needed)",
+                {
+                    "200": "ignored or duplicate",
+                    "201": "review started",
+                    "202": "review queued",
+                    "401": "bad signature",
                 },
-            }
+            )
         }
     return {
         "openapi": "3.1.0",

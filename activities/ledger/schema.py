@@ -5,51 +5,81 @@ A change here needs an Alembic revision in ``migrations/versions/`` (``alembic r
 migrations and this module agree.
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
 
+TZ = sa.DateTime(timezone=True)
+
+# The columns several tables have: each has one type everywhere, since the ledger's readers match
+# and join them across tables (a workflow's attempts and failures, an incident's notifications).
+_SHARED: dict[str, sa.types.TypeEngine[Any]] = {
+    "workflow_id": sa.String(255),
+    "task_id": sa.String(255),
+    "incident_key": sa.String(255),
+    "agent": sa.String(64),
+    "fingerprint": sa.String(64),
+    "at": TZ,
+    "updated_at": TZ,
+}
+
+
+def _shared(name: str, **options: Any) -> sa.Column[Any]:
+    """A new ``name`` column of its shared type (a column belongs to one table only)."""
+    return sa.Column(name, _SHARED[name], **options)
+
+
+def _attempt_key() -> list[sa.Column[Any]]:
+    """The key of a table with a row per attempt: the workflow id and the attempt's number."""
+    return [_shared("workflow_id", primary_key=True), sa.Column("n", sa.Integer, primary_key=True)]
+
+
+def _moments(*names: str) -> list[sa.Column[Any]]:
+    """Times that stay null until what they record happens."""
+    return [sa.Column(name, TZ) for name in names]
+
+
 tasks = sa.Table(
     "tasks",
     metadata,
-    sa.Column("workflow_id", sa.String(255), primary_key=True),
-    sa.Column("task_id", sa.String(255), nullable=False),
-    sa.Column("agent", sa.String(64), nullable=False),
+    _shared("workflow_id", primary_key=True),
+    _shared("task_id", nullable=False),
+    _shared("agent", nullable=False),
     sa.Column("title", sa.Text, nullable=False),
     sa.Column("priority", sa.String(16), nullable=False),
     sa.Column("state", sa.String(32), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("result", sa.Text),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", TZ, nullable=False),
+    _shared("updated_at", nullable=False),
 )
 
 attempts = sa.Table(
     "attempts",
     metadata,
-    sa.Column("workflow_id", sa.String(255), primary_key=True),
-    sa.Column("n", sa.Integer, primary_key=True),
-    sa.Column("agent", sa.String(64), nullable=False),
+    *_attempt_key(),
+    _shared("agent", nullable=False),
     sa.Column("strategy", sa.String(32), nullable=False),
     sa.Column("outcome", sa.String(16), nullable=False),
     sa.Column("error_kind", sa.String(16)),
-    sa.Column("fingerprint", sa.String(64)),
-    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("ended_at", sa.DateTime(timezone=True)),
+    _shared("fingerprint"),
+    sa.Column("started_at", TZ, nullable=False),
+    sa.Column("ended_at", TZ),
 )
 
 failures = sa.Table(
     "failures",
     metadata,
-    sa.Column("workflow_id", sa.String(255), primary_key=True),
-    sa.Column("n", sa.Integer, primary_key=True),
-    sa.Column("task_id", sa.String(255), nullable=False),
-    sa.Column("agent", sa.String(64), nullable=False),
+    *_attempt_key(),
+    _shared("task_id", nullable=False),
+    _shared("agent", nullable=False),
     sa.Column("error_kind", sa.String(16), nullable=False),
-    sa.Column("fingerprint", sa.String(64), nullable=False, index=True),
+    _shared("fingerprint", nullable=False, index=True),
     sa.Column("error", sa.Text, nullable=False),
     sa.Column("context", sa.Text, nullable=False),
-    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    _shared("at", nullable=False),
 )
 
 incidents = sa.Table(
@@ -58,15 +88,15 @@ incidents = sa.Table(
     sa.Column("key", sa.String(255), primary_key=True),
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("subject", sa.String(255), nullable=False, index=True),
-    sa.Column("task_id", sa.String(255), nullable=False),
-    sa.Column("agent", sa.String(64)),
+    _shared("task_id", nullable=False),
+    _shared("agent"),
     sa.Column("title", sa.Text, nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("acknowledged_at", sa.DateTime(timezone=True)),
+    sa.Column("opened_at", TZ, nullable=False),
+    sa.Column("acknowledged_at", TZ),
     sa.Column("acknowledged_by", sa.String(128)),
-    sa.Column("resolved_at", sa.DateTime(timezone=True)),
+    sa.Column("resolved_at", TZ),
     sa.Column("resolution", sa.Text),
     sa.Column("details", sa.Text, nullable=False),
 )
@@ -75,42 +105,42 @@ notifications = sa.Table(
     "notifications",
     metadata,
     sa.Column("idempotency_key", sa.String(255), primary_key=True),
-    sa.Column("incident_key", sa.String(255), index=True),
+    _shared("incident_key", index=True),
     sa.Column("step", sa.String(16)),
     sa.Column("target", sa.String(64), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("status_code", sa.Integer),
     sa.Column("text", sa.Text, nullable=False),
-    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    _shared("at", nullable=False),
 )
 
 # Why tasks get stuck, kept for the learning loop (M2.5).
 blockers = sa.Table(
     "blockers",
     metadata,
-    sa.Column("incident_key", sa.String(255), primary_key=True),
+    _shared("incident_key", primary_key=True),
     sa.Column("reason", sa.Text, nullable=False),
-    sa.Column("fingerprint", sa.String(64)),
-    sa.Column("agent", sa.String(64)),
-    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    _shared("fingerprint"),
+    _shared("agent"),
+    _shared("at", nullable=False),
 )
 
 # Webhook deliveries accepted before Temporal confirmed their review's start (M2.3).
 review_outbox = sa.Table(
     "review_outbox",
     metadata,
-    sa.Column("workflow_id", sa.String(255), primary_key=True),
+    _shared("workflow_id", primary_key=True),
     sa.Column("input", sa.Text, nullable=False),
     sa.Column("delivery", sa.String(128)),
-    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("started_at", sa.DateTime(timezone=True)),
+    sa.Column("received_at", TZ, nullable=False),
+    sa.Column("started_at", TZ),
 )
 
 # Git rollback (M2.2): one row per guarded commit, upserted as the guard goes (its workflow id).
 commit_guards = sa.Table(
     "commit_guards",
     metadata,
-    sa.Column("workflow_id", sa.String(255), primary_key=True),
+    _shared("workflow_id", primary_key=True),
     sa.Column("repo", sa.String(255), nullable=False, index=True),
     sa.Column("repo_path", sa.Text, nullable=False),
     sa.Column("sha", sa.String(64), nullable=False),
@@ -121,20 +151,17 @@ commit_guards = sa.Table(
     sa.Column("state", sa.String(32), nullable=False),
     sa.Column("failure_tail", sa.Text),
     sa.Column("revert_sha", sa.String(64)),
-    sa.Column("incident_key", sa.String(255)),
-    sa.Column("committed_at", sa.DateTime(timezone=True)),
-    sa.Column("detected_at", sa.DateTime(timezone=True)),
-    sa.Column("reverted_at", sa.DateTime(timezone=True)),
-    sa.Column("verified_at", sa.DateTime(timezone=True)),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    _shared("incident_key"),
+    *_moments("committed_at", "detected_at", "reverted_at", "verified_at"),
+    _shared("updated_at", nullable=False),
 )
 
 # Health (M2.6): one row per agent per HealthProbe run, keyed by the run's (deterministic) time.
 uptime_samples = sa.Table(
     "uptime_samples",
     metadata,
-    sa.Column("agent", sa.String(64), primary_key=True),
-    sa.Column("at", sa.DateTime(timezone=True), primary_key=True),
+    _shared("agent", primary_key=True),
+    _shared("at", primary_key=True),
     sa.Column("available", sa.Boolean, nullable=False),
     sa.Column("held", sa.Boolean, nullable=False),
     sa.Column("detail", sa.Text, nullable=False),
@@ -161,7 +188,7 @@ learnings = sa.Table(
     "learnings",
     metadata,
     sa.Column("id", sa.String(255), primary_key=True),
-    sa.Column("fingerprint", sa.String(64), nullable=False, unique=True),
+    _shared("fingerprint", nullable=False, unique=True),
     sa.Column("fingerprints", sa.Text, nullable=False, default="[]"),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("template", sa.Text, nullable=False),
@@ -174,10 +201,8 @@ learnings = sa.Table(
     sa.Column("score", sa.Integer, nullable=False),
     sa.Column("regressions", sa.Integer, nullable=False, default=0),
     sa.Column("merged_into", sa.String(255)),
-    sa.Column("first_seen", sa.DateTime(timezone=True)),
-    sa.Column("published_at", sa.DateTime(timezone=True)),
-    sa.Column("retired_at", sa.DateTime(timezone=True)),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    *_moments("first_seen", "published_at", "retired_at"),
+    _shared("updated_at", nullable=False),
 )
 
 # One row per learning given to an attempt; its outcome scores the learning (once: the row's
@@ -185,14 +210,14 @@ learnings = sa.Table(
 learning_uses = sa.Table(
     "learning_uses",
     metadata,
-    sa.Column("workflow_id", sa.String(255), primary_key=True),
+    _shared("workflow_id", primary_key=True),
     sa.Column("attempt", sa.Integer, primary_key=True),
     sa.Column("learning_id", sa.String(255), primary_key=True, index=True),
-    sa.Column("agent", sa.String(64), nullable=False),
+    _shared("agent", nullable=False),
     sa.Column("how", sa.String(16), nullable=False),
     sa.Column("outcome", sa.String(16), nullable=False),
-    sa.Column("fingerprint", sa.String(64)),
-    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    _shared("fingerprint"),
+    _shared("at", nullable=False),
 )
 
 # What ended each failure: the later attempt of the same task that succeeded, or the escalation
@@ -200,13 +225,12 @@ learning_uses = sa.Table(
 failure_resolutions = sa.Table(
     "failure_resolutions",
     metadata,
-    sa.Column("workflow_id", sa.String(255), primary_key=True),
-    sa.Column("n", sa.Integer, primary_key=True),
+    *_attempt_key(),
     sa.Column("by", sa.String(16), nullable=False),
     sa.Column("attempt", sa.Integer),
     sa.Column("strategy", sa.String(32)),
-    sa.Column("agent", sa.String(64)),
+    _shared("agent"),
     sa.Column("learning_ids", sa.Text, nullable=False, default="[]"),
-    sa.Column("incident_key", sa.String(255)),
-    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    _shared("incident_key"),
+    _shared("at", nullable=False),
 )

@@ -7,18 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from activities.ledger import (
-    Ledger,
-    LedgerActivities,
-    attempts,
-    blockers,
-    commit_guards,
-    failures,
-    incidents,
-    notifications,
-    review_outbox,
-    tasks,
-)
+from activities.ledger import Ledger, LedgerActivities, schema
 from selfheal.models import (
     AttemptLedgerEntry,
     AttemptRecord,
@@ -66,13 +55,13 @@ def test_attempts_twice_leave_one_row_each(ledger: Ledger) -> None:
     for _ in range(2):
         ledger.record_attempt(_attempt(2, "succeeded"))
 
-    [task] = ledger.rows(tasks)
+    [task] = ledger.rows(schema.tasks)
     assert (task["state"], task["attempts"], task["priority"]) == ("succeeded", 2, "high")
-    assert [(r["n"], r["outcome"]) for r in ledger.rows(attempts)] == [
+    assert [(r["n"], r["outcome"]) for r in ledger.rows(schema.attempts)] == [
         (1, "failed"),
         (2, "succeeded"),
     ]
-    [failure] = ledger.rows(failures)
+    [failure] = ledger.rows(schema.failures)
     assert (failure["fingerprint"], failure["error"]) == ("fp1", "timeout 3s")
     assert '"repo": "web"' in failure["context"]
 
@@ -91,9 +80,9 @@ def test_incident_opened_twice_and_settled_once(ledger: Ledger) -> None:
     )
     ledger.open_incident(record)
     ledger.open_incident(record.model_copy(update={"reason": "a retry must not overwrite"}))
-    [row] = ledger.rows(incidents)
+    [row] = ledger.rows(schema.incidents)
     assert (row["status"], row["reason"]) == ("open", "waiting on creds")
-    [blocker] = ledger.rows(blockers)
+    [blocker] = ledger.rows(schema.blockers)
     assert (blocker["fingerprint"], blocker["agent"]) == ("fp9", "SAM")
 
     ack = IncidentUpdate(key="inc-1", status="acknowledged", at=T0, by="ALEX")
@@ -105,7 +94,7 @@ def test_incident_opened_twice_and_settled_once(ledger: Ledger) -> None:
     # A late retry of the acknowledgement, and of the resolution, change nothing.
     ledger.update_incident(ack.model_copy(update={"by": "LATE"}))
     ledger.update_incident(resolved.model_copy(update={"note": "again"}))
-    [row] = ledger.rows(incidents)
+    [row] = ledger.rows(schema.incidents)
     assert (row["status"], row["acknowledged_by"], row["resolution"]) == (
         "resolved",
         "ALEX",
@@ -114,14 +103,14 @@ def test_incident_opened_twice_and_settled_once(ledger: Ledger) -> None:
     assert '"by": "person"' in row["details"] and '"fingerprint": "fp9"' in row["details"]
     # An update of an incident nobody opened writes nothing.
     ledger.update_incident(IncidentUpdate(key="nope", status="closed", at=T0))
-    assert ledger.rows(incidents, key="nope") == []
+    assert ledger.rows(schema.incidents, key="nope") == []
 
 
 def test_notification_is_one_row_per_key(ledger: Ledger) -> None:
     notice = Notice(target="dev", text="ping", idempotency_key="esc-1-peer", step="peer")
     ledger.record_notification(notice, "failed", 503)
     ledger.record_notification(notice, "delivered", 200)
-    [row] = ledger.rows(notifications)
+    [row] = ledger.rows(schema.notifications)
     assert (row["status"], row["status_code"]) == ("delivered", 200)
 
 
@@ -131,7 +120,7 @@ def test_review_outbox_queues_once(ledger: Ledger) -> None:
     assert ledger.queued_reviews() == [("pr-o-r-1-abc", '{"n": 1}')]
     ledger.review_started("pr-o-r-1-abc")
     assert ledger.queued_reviews() == []
-    [row] = ledger.rows(review_outbox)
+    [row] = ledger.rows(schema.review_outbox)
     assert row["delivery"] == "d-1" and row["started_at"] is not None
 
 
@@ -146,7 +135,7 @@ def test_commit_guard_row_follows_the_guard(ledger: Ledger) -> None:
     )
     ledger.record_commit_guard(entry)
     ledger.record_commit_guard(entry.model_copy(update={"state": "reverted", "revert_sha": "b"}))
-    [row] = ledger.rows(commit_guards)
+    [row] = ledger.rows(schema.commit_guards)
     assert (row["state"], row["revert_sha"]) == ("reverted", "b")
 
 
@@ -154,7 +143,7 @@ async def test_activity_writes_through_the_store(ledger_url: str) -> None:
     book = LedgerActivities(Ledger(ledger_url))
     await book.record_attempt(_attempt(1, "succeeded"))
     await book.record_attempt(_attempt(1, "succeeded"))
-    assert len(book.ledger.rows(attempts)) == 1
+    assert len(book.ledger.rows(schema.attempts)) == 1
     book.ledger.close()
 
 
@@ -162,6 +151,6 @@ def test_nothing_is_opened_until_first_use(tmp_path: Path) -> None:
     path = tmp_path / "lazy" / "ledger.db"
     ledger = Ledger(f"sqlite:///{path}")
     assert not path.exists()
-    assert ledger.rows(tasks) == []
+    assert ledger.rows(schema.tasks) == []
     assert path.exists()
     ledger.close()

@@ -6,16 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from activities.ledger import (
-    Ledger,
-    attempts,
-    commit_guards,
-    incidents,
-    notifications,
-    review_outbox,
-    tasks,
-)
-from activities.ledger.schema import uptime_samples
+from activities.ledger import Ledger, schema
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 HOSTILE = "<script>alert('pwned')</script> & <b>bold</b>"
@@ -131,7 +122,7 @@ def rows(now: datetime = NOW) -> dict[sa.Table, list[dict[str, Any]]]:
         return now - timedelta(**delta)
 
     return {
-        attempts: [
+        schema.attempts: [
             # the last hour
             *_attempts("SAM", "succeeded", None, ago(minutes=10), 3),
             *_attempts("SAM", "failed", "transient", ago(minutes=20), 1),
@@ -146,7 +137,7 @@ def rows(now: datetime = NOW) -> dict[sa.Table, list[dict[str, Any]]]:
             # older than a week
             *_attempts("SAM", "succeeded", None, ago(days=30), 100),
         ],
-        tasks: [
+        schema.tasks: [
             _task("task-t1", "SAM", "succeeded", 3, ago(minutes=30)),
             _task("task-t2", "SAM", "succeeded", 1, ago(hours=2)),
             _task("task-t3", "ALEX", "failed", 4, ago(hours=3)),
@@ -156,7 +147,7 @@ def rows(now: datetime = NOW) -> dict[sa.Table, list[dict[str, Any]]]:
             _task("task-t7", "SAM", "retrying", 2, ago(minutes=5)),
             _task("task-t8", "SAM", "succeeded", 2, ago(days=20)),
         ],
-        incidents: [
+        schema.incidents: [
             _incident(
                 "task-leo-1#1", "blocked", "LEO", "task-leo-1", HOSTILE, "open", ago(minutes=20)
             ),
@@ -174,19 +165,19 @@ def rows(now: datetime = NOW) -> dict[sa.Table, list[dict[str, Any]]]:
                 "task-t3#1", "failed", "ALEX", "task-t3", "rotate key", "acknowledged", ago(days=2)
             ),
         ],
-        notifications: [
+        schema.notifications: [
             _notice("task-leo-1#1", "peer", "SAM", ago(minutes=5)),
             _notice("task-sam-9#1", "peer", "ALEX", ago(hours=2, minutes=50)),
             _notice("task-sam-9#1", "lead", "MAX", ago(hours=2, minutes=40)),
             _notice("task-t3#1", "lead", "MAX", ago(days=2)),
             _notice("task-t3#1", "ceo", "ceo", ago(days=2)),
         ],
-        commit_guards: [
+        schema.commit_guards: [
             _guard("commit-app-1-aaaaaaaaaaaa", ago(hours=5), ago(hours=5) + timedelta(seconds=95)),
             _guard("commit-app-1-bbbbbbbbbbbb", ago(days=3), ago(days=3) + timedelta(seconds=200)),
             _guard("commit-app-1-cccccccccccc", ago(hours=1), None),
         ],
-        review_outbox: [
+        schema.review_outbox: [
             {
                 "workflow_id": "pr-1",
                 "input": "{}",
@@ -216,7 +207,7 @@ def rows(now: datetime = NOW) -> dict[sa.Table, list[dict[str, Any]]]:
                 "started_at": ago(days=3),
             },
         ],
-        uptime_samples: [
+        schema.uptime_samples: [
             *_samples(now, "SAM", range(0, 60, 10)),  # 6 up in the last hour
             *_samples(now, "ALEX", range(0, 40, 10)),  # 4 up ...
             *_samples(now, "ALEX", range(40, 60, 10), available=False),  # ... 2 down

@@ -14,12 +14,12 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from activities.ledger.migrations.columns import TZ, attempt_key, moments, shared
+
 revision: str = "0001"
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-TZ = sa.DateTime(timezone=True)
 
 
 def tables() -> list[sa.Table]:
@@ -28,42 +28,40 @@ def tables() -> list[sa.Table]:
     sa.Table(
         "tasks",
         baseline,
-        sa.Column("workflow_id", sa.String(255), primary_key=True),
-        sa.Column("task_id", sa.String(255), nullable=False),
-        sa.Column("agent", sa.String(64), nullable=False),
+        shared("workflow_id", primary_key=True),
+        shared("task_id", nullable=False),
+        shared("agent", nullable=False),
         sa.Column("title", sa.Text, nullable=False),
         sa.Column("priority", sa.String(16), nullable=False),
         sa.Column("state", sa.String(32), nullable=False),
         sa.Column("attempts", sa.Integer, nullable=False),
         sa.Column("result", sa.Text),
         sa.Column("created_at", TZ, nullable=False),
-        sa.Column("updated_at", TZ, nullable=False),
+        shared("updated_at", nullable=False),
     )
     sa.Table(
         "attempts",
         baseline,
-        sa.Column("workflow_id", sa.String(255), primary_key=True),
-        sa.Column("n", sa.Integer, primary_key=True),
-        sa.Column("agent", sa.String(64), nullable=False),
+        *attempt_key(),
+        shared("agent", nullable=False),
         sa.Column("strategy", sa.String(32), nullable=False),
         sa.Column("outcome", sa.String(16), nullable=False),
         sa.Column("error_kind", sa.String(16)),
-        sa.Column("fingerprint", sa.String(64)),
+        shared("fingerprint"),
         sa.Column("started_at", TZ, nullable=False),
         sa.Column("ended_at", TZ),
     )
     sa.Table(
         "failures",
         baseline,
-        sa.Column("workflow_id", sa.String(255), primary_key=True),
-        sa.Column("n", sa.Integer, primary_key=True),
-        sa.Column("task_id", sa.String(255), nullable=False),
-        sa.Column("agent", sa.String(64), nullable=False),
+        *attempt_key(),
+        shared("task_id", nullable=False),
+        shared("agent", nullable=False),
         sa.Column("error_kind", sa.String(16), nullable=False),
-        sa.Column("fingerprint", sa.String(64), nullable=False),
+        shared("fingerprint", nullable=False),
         sa.Column("error", sa.Text, nullable=False),
         sa.Column("context", sa.Text, nullable=False),
-        sa.Column("at", TZ, nullable=False),
+        shared("at", nullable=False),
         sa.Index("ix_failures_fingerprint", "fingerprint"),
     )
     sa.Table(
@@ -72,8 +70,8 @@ def tables() -> list[sa.Table]:
         sa.Column("key", sa.String(255), primary_key=True),
         sa.Column("kind", sa.String(32), nullable=False),
         sa.Column("subject", sa.String(255), nullable=False),
-        sa.Column("task_id", sa.String(255), nullable=False),
-        sa.Column("agent", sa.String(64)),
+        shared("task_id", nullable=False),
+        shared("agent"),
         sa.Column("title", sa.Text, nullable=False),
         sa.Column("reason", sa.Text, nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
@@ -89,28 +87,28 @@ def tables() -> list[sa.Table]:
         "notifications",
         baseline,
         sa.Column("idempotency_key", sa.String(255), primary_key=True),
-        sa.Column("incident_key", sa.String(255)),
+        shared("incident_key"),
         sa.Column("step", sa.String(16)),
         sa.Column("target", sa.String(64), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("status_code", sa.Integer),
         sa.Column("text", sa.Text, nullable=False),
-        sa.Column("at", TZ, nullable=False),
+        shared("at", nullable=False),
         sa.Index("ix_notifications_incident_key", "incident_key"),
     )
     sa.Table(
         "blockers",
         baseline,
-        sa.Column("incident_key", sa.String(255), primary_key=True),
+        shared("incident_key", primary_key=True),
         sa.Column("reason", sa.Text, nullable=False),
-        sa.Column("fingerprint", sa.String(64)),
-        sa.Column("agent", sa.String(64)),
-        sa.Column("at", TZ, nullable=False),
+        shared("fingerprint"),
+        shared("agent"),
+        shared("at", nullable=False),
     )
     sa.Table(
         "review_outbox",
         baseline,
-        sa.Column("workflow_id", sa.String(255), primary_key=True),
+        shared("workflow_id", primary_key=True),
         sa.Column("input", sa.Text, nullable=False),
         sa.Column("delivery", sa.String(128)),
         sa.Column("received_at", TZ, nullable=False),
@@ -119,7 +117,7 @@ def tables() -> list[sa.Table]:
     sa.Table(
         "commit_guards",
         baseline,
-        sa.Column("workflow_id", sa.String(255), primary_key=True),
+        shared("workflow_id", primary_key=True),
         sa.Column("repo", sa.String(255), nullable=False),
         sa.Column("repo_path", sa.Text, nullable=False),
         sa.Column("sha", sa.String(64), nullable=False),
@@ -130,12 +128,9 @@ def tables() -> list[sa.Table]:
         sa.Column("state", sa.String(32), nullable=False),
         sa.Column("failure_tail", sa.Text),
         sa.Column("revert_sha", sa.String(64)),
-        sa.Column("incident_key", sa.String(255)),
-        sa.Column("committed_at", TZ),
-        sa.Column("detected_at", TZ),
-        sa.Column("reverted_at", TZ),
-        sa.Column("verified_at", TZ),
-        sa.Column("updated_at", TZ, nullable=False),
+        shared("incident_key"),
+        *moments("committed_at", "detected_at", "reverted_at", "verified_at"),
+        shared("updated_at", nullable=False),
         sa.Index("ix_commit_guards_repo", "repo"),
     )
     return list(baseline.tables.values())

@@ -11,12 +11,12 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from activities.ledger.migrations.columns import shared
+
 revision: str = "0002_health"
 down_revision: str | Sequence[str] | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-TZ = sa.DateTime(timezone=True)
 
 INDEXES = (
     ("ix_attempts_ended_at", "attempts", ["ended_at", "agent", "outcome", "error_kind"]),
@@ -34,8 +34,8 @@ INDEXES = (
 def upgrade() -> None:
     op.create_table(
         "uptime_samples",
-        sa.Column("agent", sa.String(64), primary_key=True),
-        sa.Column("at", TZ, primary_key=True),
+        shared("agent", primary_key=True),
+        shared("at", primary_key=True),
         sa.Column("available", sa.Boolean, nullable=False),
         sa.Column("held", sa.Boolean, nullable=False),
         sa.Column("detail", sa.Text, nullable=False),

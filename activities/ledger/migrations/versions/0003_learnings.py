@@ -12,23 +12,23 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from activities.ledger.migrations.columns import attempt_key, moments, shared
+
 revision: str = "0003_learnings"
 down_revision: str | Sequence[str] | None = "0002_health"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-TZ = sa.DateTime(timezone=True)
-
 
 def upgrade() -> None:
     op.create_table(
         "learnings",
-        sa.Column("id", sa.String(255), nullable=False),
-        sa.Column("fingerprint", sa.String(64), nullable=False),
+        sa.Column("id", sa.String(255), primary_key=True),
+        shared("fingerprint", nullable=False, unique=True),
         sa.Column("fingerprints", sa.Text(), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("template", sa.Text(), nullable=False),
-        sa.Column("slug", sa.String(128), nullable=False),
+        sa.Column("slug", sa.String(128), nullable=False, unique=True),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("scope", sa.Text(), nullable=False),
         sa.Column("advice", sa.Text(), nullable=False),
@@ -36,40 +36,32 @@ def upgrade() -> None:
         sa.Column("hint_source", sa.String(16), nullable=False),
         sa.Column("score", sa.Integer(), nullable=False),
         sa.Column("regressions", sa.Integer(), nullable=False),
-        sa.Column("merged_into", sa.String(255), nullable=True),
-        sa.Column("first_seen", TZ, nullable=True),
-        sa.Column("published_at", TZ, nullable=True),
-        sa.Column("retired_at", TZ, nullable=True),
-        sa.Column("updated_at", TZ, nullable=False),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("fingerprint"),
-        sa.UniqueConstraint("slug"),
+        sa.Column("merged_into", sa.String(255)),
+        *moments("first_seen", "published_at", "retired_at"),
+        shared("updated_at", nullable=False),
     )
     op.create_table(
         "learning_uses",
-        sa.Column("workflow_id", sa.String(255), nullable=False),
-        sa.Column("attempt", sa.Integer(), nullable=False),
-        sa.Column("learning_id", sa.String(255), nullable=False),
-        sa.Column("agent", sa.String(64), nullable=False),
+        shared("workflow_id", primary_key=True),
+        sa.Column("attempt", sa.Integer(), primary_key=True),
+        sa.Column("learning_id", sa.String(255), primary_key=True),
+        shared("agent", nullable=False),
         sa.Column("how", sa.String(16), nullable=False),
         sa.Column("outcome", sa.String(16), nullable=False),
-        sa.Column("fingerprint", sa.String(64), nullable=True),
-        sa.Column("at", TZ, nullable=False),
-        sa.PrimaryKeyConstraint("workflow_id", "attempt", "learning_id"),
+        shared("fingerprint"),
+        shared("at", nullable=False),
     )
     op.create_index("ix_learning_uses_learning_id", "learning_uses", ["learning_id"])
     op.create_table(
         "failure_resolutions",
-        sa.Column("workflow_id", sa.String(255), nullable=False),
-        sa.Column("n", sa.Integer(), nullable=False),
+        *attempt_key(),
         sa.Column("by", sa.String(16), nullable=False),
-        sa.Column("attempt", sa.Integer(), nullable=True),
-        sa.Column("strategy", sa.String(32), nullable=True),
-        sa.Column("agent", sa.String(64), nullable=True),
+        sa.Column("attempt", sa.Integer()),
+        sa.Column("strategy", sa.String(32)),
+        shared("agent"),
         sa.Column("learning_ids", sa.Text(), nullable=False),
-        sa.Column("incident_key", sa.String(255), nullable=True),
-        sa.Column("at", TZ, nullable=False),
-        sa.PrimaryKeyConstraint("workflow_id", "n"),
+        shared("incident_key"),
+        shared("at", nullable=False),
     )
 
 
