@@ -1,45 +1,19 @@
 """The ledger's tables (SQLAlchemy Core): one ``metadata``, the single source of the schema.
 
-A change here needs an Alembic revision in ``migrations/versions/`` (``alembic revision
---autogenerate -m "..."`` at the top of the tree writes most of it); a test checks that the
-migrations and this module agree.
+Its columns come from the ledger's frozen column vocabulary (``migrations/columns.py``), which
+the migrations use too. A change here needs an Alembic revision in ``migrations/versions/``
+(``alembic revision --autogenerate -m "..."`` at the top of the tree writes most of it); a test
+checks that the migrations and this module agree.
 """
-
-from typing import Any
 
 import sqlalchemy as sa
 
+from activities.ledger.migrations.columns import TZ
+from activities.ledger.migrations.columns import attempt_key as _attempt_key
+from activities.ledger.migrations.columns import moments as _moments
+from activities.ledger.migrations.columns import shared as _shared
+
 metadata = sa.MetaData()
-
-TZ = sa.DateTime(timezone=True)
-
-# The columns several tables have: each has one type everywhere, since the ledger's readers match
-# and join them across tables (a workflow's attempts and failures, an incident's notifications).
-_SHARED: dict[str, sa.types.TypeEngine[Any]] = {
-    "workflow_id": sa.String(255),
-    "task_id": sa.String(255),
-    "incident_key": sa.String(255),
-    "agent": sa.String(64),
-    "fingerprint": sa.String(64),
-    "at": TZ,
-    "updated_at": TZ,
-}
-
-
-def _shared(name: str, **options: Any) -> sa.Column[Any]:
-    """A new ``name`` column of its shared type (a column belongs to one table only)."""
-    return sa.Column(name, _SHARED[name], **options)
-
-
-def _attempt_key() -> list[sa.Column[Any]]:
-    """The key of a table with a row per attempt: the workflow id and the attempt's number."""
-    return [_shared("workflow_id", primary_key=True), sa.Column("n", sa.Integer, primary_key=True)]
-
-
-def _moments(*names: str) -> list[sa.Column[Any]]:
-    """Times that stay null until what they record happens."""
-    return [sa.Column(name, TZ) for name in names]
-
 
 tasks = sa.Table(
     "tasks",

@@ -1,6 +1,7 @@
-"""Column factories that several revisions use, frozen: each makes exactly the columns those
-revisions created, so none is ever edited to follow a later change to ``schema.py`` (a later
-revision that needs other columns says so itself). Nothing here imports the live schema.
+"""The ledger's column vocabulary, frozen: the revisions and ``schema.py`` build their tables from
+these factories. Each makes exactly the columns the revisions that use it created, so none is ever
+edited to follow a change to the schema (a change that needs other columns adds its own factory,
+and its revision says so itself). Nothing here imports the live schema.
 """
 
 from typing import Any
@@ -9,7 +10,8 @@ import sqlalchemy as sa
 
 TZ = sa.DateTime(timezone=True)
 
-# The columns several tables have, each with one type in every table.
+# The columns several tables have: each has one type everywhere, since the ledger's readers match
+# and join them across tables (a workflow's attempts and failures, an incident's notifications).
 _SHARED: dict[str, sa.types.TypeEngine[Any]] = {
     "workflow_id": sa.String(255),
     "task_id": sa.String(255),
