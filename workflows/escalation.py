@@ -297,16 +297,8 @@ class Escalation:
             )
 
     def _text(self, step: str, lead_workflow_id: str | None = None) -> str:
-        i = self._input
-        return _TEXTS[step].format(
-            agent=i.agent,
-            title=i.title,
-            subject=i.subject,
-            kind=i.kind,
-            reason=i.reason,
-            since=i.since,
-            lead_workflow_id=lead_workflow_id,
-        )
+        # The templates name the input's fields (agent, title, subject, kind, reason, since).
+        return _TEXTS[step].format(**dict(self._input), lead_workflow_id=lead_workflow_id)
 
     def _describe(self, details: str) -> None:
         i = self._input
