@@ -6,6 +6,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from dashboard import charts
 from dashboard.document import WINDOWS, HealthDocument
+from selfheal.durations import COARSE, format_duration
 
 
 def pct(value: float | None) -> str:
@@ -13,15 +14,7 @@ def pct(value: float | None) -> str:
 
 
 def dur(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
+    return "—" if seconds is None else format_duration(seconds, COARSE)
 
 
 env = Environment(
