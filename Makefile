@@ -3,7 +3,7 @@ PY := $(VENV)/bin/python
 SELFHEAL := $(VENV)/bin/selfheal
 STAMP := $(VENV)/.installed
 
-.PHONY: install lock demo dev test lint bench clean
+.PHONY: install bytecode lock demo dev test lint bench clean
 
 # constraints.txt pins every package (the tools too), so a fresh clone installs what this one did.
 $(STAMP): pyproject.toml constraints.txt
@@ -13,6 +13,12 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The workflow sandbox re-imports a workflow's module for every run. pip writes bytecode for an
+# installed package, but not for this editable checkout when PYTHONDONTWRITEBYTECODE is set; then
+# every run would compile the module's source again. Up-to-date files are skipped.
+bytecode: $(STAMP)
+	$(PY) -m compileall -q selfheal workflows activities starter dashboard bench worker.py
 
 # Re-pin after a dependency change in pyproject.toml: a fresh resolve, written to constraints.txt.
 lock:
@@ -25,13 +31,13 @@ lock:
 	mv constraints.txt.new constraints.txt
 	rm -rf $(VENV).lock
 
-demo: $(STAMP)
+demo: bytecode
 	$(SELFHEAL) demo
 
-dev: $(STAMP)
+dev: bytecode
 	$(SELFHEAL) dev
 
-test: $(STAMP)
+test: bytecode
 	bash .ci/ensure-test-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
@@ -43,7 +49,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-bench: $(STAMP)
+bench: bytecode
 	$(PY) bench/retry_overhead.py
 	$(PY) bench/retry_success.py
 	$(PY) bench/webhook.py

@@ -8,12 +8,11 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel
-
     from activities.agents import AgentActivities
     from activities.learning import LearningActivities
     from activities.ledger import LedgerActivities
-    from selfheal.learning import HintsRequest, Learning
+    from bench.bare_inputs import SameCallsInput
+    from selfheal.learning import Learning
     from selfheal.models import AgentRunInput, AgentRunResult, AttemptLedgerEntry, AttemptRecord
 
 _AGENT_RUN_RETRY = RetryPolicy(
@@ -42,12 +41,6 @@ class BareAgentRun:
     @workflow.run
     async def run(self, input: AgentRunInput) -> AgentRunResult:
         return await run_agent(input)
-
-
-class SameCallsInput(BaseModel):
-    run: AgentRunInput
-    hints: HintsRequest
-    title: str
 
 
 @workflow.defn(name="BareSameCalls")

@@ -40,7 +40,8 @@ from temporalio.worker import Worker
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bare_workflows import BareAgentRun, BareSameCalls, SameCallsInput  # noqa: E402
+from bench.bare_inputs import SameCallsInput  # noqa: E402
+from bench.bare_workflows import BareAgentRun, BareSameCalls  # noqa: E402
 from selfheal.config import Settings  # noqa: E402
 from selfheal.models import AdapterSpec, AgentRunInput, AgentRunResult, TaskInput  # noqa: E402
 from selfheal.patterns import hints_request  # noqa: E402
