@@ -23,6 +23,7 @@ from temporalio.client import (
 
 from selfheal.config import Settings, load_settings
 from selfheal.health import HealthProbeInput
+from starter.cli.commands import add_command
 from starter.client import connect
 from starter.pattern_schedule import pattern_analysis_schedule
 from workflows.health_probe import HealthProbe
@@ -80,7 +81,7 @@ async def apply_schedule(client: Client, schedule_id: str, schedule: Schedule) -
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    schedules = sub.add_parser("schedules", help="the Temporal Schedules selfheal runs")
+    schedules = add_command(sub, "schedules")
     verbs = schedules.add_subparsers(
         dest="schedules_command", required=True, parser_class=type(schedules)
     )

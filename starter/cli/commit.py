@@ -12,6 +12,7 @@ from temporalio.client import Client
 from activities.git import GitError, git_repo
 from selfheal.config import load_settings
 from selfheal.rollback import CommitCheck, GuardStatus, guard_workflow_id
+from starter.cli.commands import add_command
 from starter.cli.errors import UsageError
 from starter.client import UnreachableError, connect
 from starter.commits import (
@@ -30,7 +31,7 @@ _OK_STATES = frozenset({"passed", "reverted", "inherited", "flaky", "skipped"})
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    commit = sub.add_parser("commit", help="guard commits: build, revert a breaking one")
+    commit = add_command(sub, "commit")
     cmds = commit.add_subparsers(dest="commit_command", required=True, parser_class=type(commit))
     check = cmds.add_parser("check", help="guard one commit (CommitGuard)")
     check.add_argument("--repo", required=True, help="path of the git checkout")
@@ -47,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     check.add_argument("--hook", action="store_true", help=argparse.SUPPRESS)
     check.set_defaults(handler=commit_check)
 
-    hooks = sub.add_parser("hooks", help="install the git hook that guards every commit")
+    hooks = add_command(sub, "hooks")
     hook_cmds = hooks.add_subparsers(dest="hooks_command", required=True, parser_class=type(hooks))
     install = hook_cmds.add_parser("install", help="install the post-commit hook")
     install.add_argument("--repo", required=True, help="path of the git checkout")

@@ -8,10 +8,11 @@ import json
 from activities.ledger import Ledger
 from activities.ledger.engine import redacted
 from selfheal.config import load_settings
+from starter.cli.commands import add_command
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    db = sub.add_parser("db", help="the ledger's schema")
+    db = add_command(sub, "db")
     commands = db.add_subparsers(dest="db_command", required=True, parser_class=type(db))
     upgrade = commands.add_parser("upgrade", help="apply the ledger's migrations (Alembic)")
     upgrade.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -21,6 +21,7 @@ from activities.ledger.learnings import LearningStore, UnknownLearning
 from selfheal.config import Settings, load_settings
 from selfheal.learning import Learning, pattern_workflow_id
 from selfheal.patterns import AnalysisInput, AnalysisReport, PatternCommand
+from starter.cli.commands import add_command
 from starter.cli.errors import UsageError
 from starter.client import UnreachableError, connect
 from workflows.pattern_analysis import PatternAnalysis
@@ -29,7 +30,7 @@ STATUSES = ("new", "published", "regressed", "retired", "merged")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    patterns = sub.add_parser("patterns", help="the learnings from repeated failures (M2.5)")
+    patterns = add_command(sub, "patterns")
     cmds = patterns.add_subparsers(
         dest="patterns_command", required=True, parser_class=type(patterns)
     )

@@ -9,12 +9,13 @@ import httpx
 
 from selfheal.config import load_settings
 from starter.api.webhook import PATH, sign
+from starter.cli.commands import add_command
 from starter.cli.errors import UsageError
 from starter.stack import api_url
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    pr = sub.add_parser("pr", help="pull request reviews (M2.3)")
+    pr = add_command(sub, "pr")
     cmds = pr.add_subparsers(dest="pr_command", required=True, parser_class=type(pr))
     replay = cmds.add_parser(
         "replay", help="sign a saved GitHub payload with the configured secret and POST it"

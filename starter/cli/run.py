@@ -19,20 +19,21 @@ from selfheal.config import Settings, load_settings
 from selfheal.plugins import SelfHealing
 from starter import stack
 from starter.api.app import create_app, make_server
+from starter.cli.commands import add_command
 from starter.client import connect
 from starter.devserver import DevServer, free_port, port_is_free
 from starter.schedules import apply_schedules
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    dev = sub.add_parser("dev", help="embedded Temporal dev server + worker + API (foreground)")
+    dev = add_command(sub, "dev")
     dev.add_argument("--data-dir", type=Path, help="default: SELFHEAL_DATA_DIR or .selfheal")
     dev.add_argument("--port", type=int, default=7233, help="Temporal gRPC port")
     dev.add_argument("--ui-port", type=int, default=8233, help="Temporal web UI port")
     dev.add_argument("--api-port", type=int, default=8080, help="selfheal API port")
     dev.set_defaults(handler=run_dev)
 
-    demo = sub.add_parser("demo", help="the whole scenario end to end, then the success metrics")
+    demo = add_command(sub, "demo")
     demo.add_argument("--time-scale", type=float, default=60.0, help="divide policy durations by N")
     demo.add_argument("--data-dir", type=Path, help="default: SELFHEAL_DATA_DIR or .selfheal")
     demo.add_argument("--json", action="store_true", help="print the metrics as JSON too")
@@ -42,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--api-port", type=int, default=8080, help="the page's port with --serve")
     demo.set_defaults(handler=run_demo)
 
-    worker = sub.add_parser("worker", help="a selfheal worker alone (TEMPORAL_ADDRESS, ...)")
+    worker = add_command(sub, "worker")
     worker.add_argument(
         "--metrics-port", type=int, help="serve the Temporal SDK's Prometheus metrics on this port"
     )
@@ -55,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     worker.set_defaults(handler=run_worker)
 
-    api = sub.add_parser("api", help="the webhook + dashboard server alone")
+    api = add_command(sub, "api")
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8080)
     api.set_defaults(handler=run_api)

@@ -15,6 +15,7 @@ from dashboard.document import WINDOWS, HealthDocument, check_window
 from dashboard.page import dur, pct
 from dashboard.service import HealthService, LedgerUnavailableError
 from selfheal.config import load_settings
+from starter.cli.commands import add_command
 from starter.cli.errors import UsageError
 from starter.client import UnreachableError, connect
 
@@ -33,7 +34,7 @@ RECENT = 10
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    status = sub.add_parser("status", help="the health summary (M2.6): agents, incidents, seed")
+    status = add_command(sub, "status")
     status.add_argument("--window", default="24h", help=f"one of {', '.join(WINDOWS)}")
     status.add_argument("--json", action="store_true", help="print the health document as JSON")
     status.add_argument("--watch", action="store_true", help="keep showing it as it changes")

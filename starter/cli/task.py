@@ -28,6 +28,7 @@ from selfheal.config import Settings, load_settings
 from selfheal.durations import parse_duration
 from selfheal.ids import task_id_of, task_workflow_id
 from selfheal.models import AdapterSpec, EscalationOutcome, TaskAnswer, TaskState, TaskStatus
+from starter.cli.commands import add_command
 from starter.cli.errors import UsageError
 from starter.client import build_task_input, connect, start_task, task_outcome
 from workflows.agent_task import AgentTask
@@ -42,7 +43,7 @@ _CLOSED_QUERY_TIMEOUT = timedelta(seconds=5)  # a closed task is answered by a w
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    task = sub.add_parser("task", help="start, list, read or act on AgentTasks")
+    task = add_command(sub, "task")
     cmds = task.add_subparsers(dest="task_command", required=True, parser_class=type(task))
 
     start = cmds.add_parser("start", help="start an AgentTask")
