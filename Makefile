@@ -18,7 +18,7 @@ install: $(STAMP)
 # installed package, but not for this editable checkout when PYTHONDONTWRITEBYTECODE is set; then
 # every run would compile the module's source again. Up-to-date files are skipped.
 bytecode: $(STAMP)
-	$(PY) -m compileall -q selfheal workflows activities starter dashboard bench worker.py
+	$(PY) -m compileall -q selfheal workflows activities starter dashboard bench tests worker.py
 
 # Re-pin after a dependency change in pyproject.toml: a fresh resolve, written to constraints.txt.
 lock:

@@ -52,7 +52,8 @@ class BareSameCalls:
         found: list[Learning] = await workflow.execute_local_activity_method(
             LearningActivities.hints_for, input.hints, start_to_close_timeout=_LOCAL
         )
-        run = input.run.model_copy(update={"hints": [item.as_hint() for item in found]})
+        hints = [*input.run.hints, *(item.as_hint() for item in found)]
+        run = input.run.model_copy(update={"hints": hints})
         started = workflow.now()
         result = await run_agent(run)
         attempt = AttemptRecord(
@@ -72,7 +73,16 @@ class BareSameCalls:
                 priority="normal",
                 task_state="succeeded",
                 attempt=attempt,
-                context={"strategy": run.strategy, "hints": []},
+                # the context AgentTask keeps beside an attempt
+                context={
+                    "strategy": run.strategy,
+                    "hints": [h.model_dump(mode="json") for h in hints],
+                    "title": input.title,
+                    "repo": None,
+                    "labels": [],
+                    "template": None,
+                    "learning_ids": [h.id for h in hints if h.id],
+                },
             ),
             start_to_close_timeout=_LOCAL,
         )

@@ -32,26 +32,27 @@ def parse_duration(value: str | float | int) -> float:
     return seconds
 
 
-# A scale for showing a duration: (below this many seconds, the unit's seconds, its suffix, the
-# number's format); the first row whose bound the duration is under is taken, the last otherwise.
-Scale = tuple[tuple[float, float, str, str], ...]
+# A scale for showing a duration: rows of (below this many seconds, multiply by, divide by, the
+# suffix, the number's format); the first row whose bound the duration is under is taken, the last
+# otherwise. Milliseconds multiply, minutes and hours divide: each is exact where it can be.
+Scale = tuple[tuple[float, int, int, str, str], ...]
 
 # Notices, summaries and the UI: three significant digits.
 PRECISE: Scale = (
-    (1, 0.001, "ms", ".0f"),
-    (120, 1, "s", ".3g"),
-    (7200, 60, "m", ".3g"),
-    (float("inf"), 3600, "h", ".3g"),
+    (1, 1000, 1, "ms", ".0f"),
+    (120, 1, 1, "s", ".3g"),
+    (7200, 1, 60, "m", ".3g"),
+    (float("inf"), 1, 3600, "h", ".3g"),
 )
 # The health page and `selfheal status`: whole seconds and minutes, tenths of hours and days.
 COARSE: Scale = (
-    (120, 1, "s", ".0f"),
-    (5400, 60, "m", ".0f"),
-    (172800, 3600, "h", ".1f"),
-    (float("inf"), 86400, "d", ".1f"),
+    (120, 1, 1, "s", ".0f"),
+    (5400, 1, 60, "m", ".0f"),
+    (172800, 1, 3600, "h", ".1f"),
+    (float("inf"), 1, 86400, "d", ".1f"),
 )
 
 
 def format_duration(seconds: float, scale: Scale = PRECISE) -> str:
-    _, unit, suffix, spec = next((row for row in scale if seconds < row[0]), scale[-1])
-    return f"{seconds / unit:{spec}}{suffix}"
+    _, times, per, suffix, spec = next((row for row in scale if seconds < row[0]), scale[-1])
+    return f"{seconds * times / per:{spec}}{suffix}"
