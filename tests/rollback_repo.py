@@ -56,8 +56,13 @@ def commit_racing(repo: Path, message: str, files: dict[str, str], tries: int = 
         assert done is not None
         if done.returncode == 0:
             break
+        if "nothing to commit" in done.stdout:
+            # An earlier try's commit landed, and only its index write met a lock: it is ours.
+            landed = git(repo, "log", "-1", "--format=%H", f"--grep=^{message}$", "HEAD")
+            assert landed, done.stdout
+            return landed
         refused = ".lock" in done.stderr or "cannot lock ref" in done.stderr
-        assert attempt < tries - 1 and refused, done.stderr
+        assert attempt < tries - 1 and refused, done.stderr + done.stdout
         time.sleep(0.02)
     return git(repo, "rev-parse", "HEAD")
 
