@@ -6,7 +6,6 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-# Re-exported: the input of ``learning.hints_for``, with the other payloads of these activities.
 from selfheal.learning import (
     HintsRequest,
     Learning,

@@ -68,6 +68,7 @@ with workflow.unsafe.imports_passed_through():
         TaskStatus,
     )
     from selfheal.outcome import task_failed
+    from selfheal.policies import EscalationStepName
     from workflows.incidents import LEDGER_TIMEOUT, Incidents
     from workflows.learning_loop import LearningLoop
     from workflows.supervision import Op, Refused, Supervisor, Watch, parse, refusal
@@ -436,7 +437,7 @@ class AgentTask:
         kind: IncidentKind,
         reason: str,
         since: datetime,
-        first_step: Literal["peer", "lead", "ceo"] = "peer",
+        first_step: EscalationStepName = "peer",
     ) -> None:
         input = self._input
         n = len(self._status.incidents) + 1
